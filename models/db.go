@@ -1,0 +1,186 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Dialect names the database behind a Store.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// SQLitePragmas are appended to every SQLite DSN. _txlock=immediate makes
+// every transaction take the write lock at BEGIN, so concurrent claims queue
+// on busy_timeout instead of failing with SQLITE_BUSY at their first write.
+// Never add _time_format: the driver stops reading options after it and
+// silently drops _txlock.
+const SQLitePragmas = "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate"
+
+// Store is the database with the domain's transactional methods. Every method
+// takes ctx first and owns its transaction.
+type Store struct {
+	// PasswordCost is the bcrypt cost for new passwords (0: bcrypt.DefaultCost).
+	PasswordCost int
+	DB           *gorm.DB
+	Dialect      Dialect
+	Clock        Clock
+	Log          *slog.Logger
+}
+
+// Options tunes Open.
+type Options struct {
+	Clock Clock
+	Log   *slog.Logger
+	// MaxOpenConns caps the pool (0: a default per dialect).
+	MaxOpenConns int
+}
+
+// ParseURL splits a database URL into its dialect and the driver's DSN.
+// "sqlite:PATH" (or "sqlite://PATH") is the embedded default; "postgres://…"
+// and "postgresql://…" are PostgreSQL.
+func ParseURL(raw string) (Dialect, string, error) {
+	switch {
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		return Postgres, raw, nil
+	case strings.HasPrefix(raw, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(raw, "sqlite:"), "//")
+		query := ""
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			path, query = path[:i], path[i+1:]
+		}
+		if path == "" {
+			return "", "", fmt.Errorf("database url %q: empty sqlite path", raw)
+		}
+		if q, err := url.ParseQuery(query); err != nil {
+			return "", "", fmt.Errorf("database url %q: %w", raw, err)
+		} else if q.Has("_time_format") || q.Has("_txlock") {
+			return "", "", fmt.Errorf("database url %q: _time_format and _txlock are set by Handoff", raw)
+		}
+		dsn := "file:" + path + "?" + SQLitePragmas
+		if query != "" {
+			dsn += "&" + query
+		}
+		return SQLite, dsn, nil
+	default:
+		return "", "", fmt.Errorf("database url %q: want sqlite:PATH or postgres://…", raw)
+	}
+}
+
+// Open connects to the database named by rawURL. It does not migrate.
+func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
+	dialect, dsn, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	clock := opt.Clock
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	log := opt.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	var dialector gorm.Dialector
+	switch dialect {
+	case SQLite:
+		path := strings.TrimPrefix(dsn[:strings.IndexByte(dsn, '?')], "file:")
+		if dir := filepath.Dir(path); dir != "." {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return nil, fmt.Errorf("create database folder: %w", err)
+			}
+		}
+		dialector = sqlite.Open(dsn)
+	case Postgres:
+		dialector = postgres.Open(dsn)
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		NowFunc:                func() time.Time { return clock.Now().UTC() },
+		Logger:                 logger.Discard,
+		TranslateError:         true,
+		SkipDefaultTransaction: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dialect, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	maxOpen := opt.MaxOpenConns
+	if maxOpen == 0 {
+		maxOpen = 20
+	}
+	sqlDB.SetMaxOpenConns(maxOpen)
+	sqlDB.SetMaxIdleConns(maxOpen)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("connect to %s: %w", dialect, err)
+	}
+	return &Store{DB: db, Dialect: dialect, Clock: clock, Log: log}, nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.DB.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks that the database answers; /readyz uses it.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.DB.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Now is the store's clock reading, in UTC.
+func (s *Store) Now() time.Time { return s.Clock.Now().UTC() }
+
+// tx runs fn in one transaction. On SQLite the transaction is IMMEDIATE.
+func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.DB.WithContext(ctx).Transaction(fn)
+}
+
+// notFound turns gorm's record-not-found into ErrNotFound with context.
+func notFound(err error, what string) error {
+	if errors.Is(err, gorm.ErrRecordNotFound) || errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return err
+}
+
+// isUniqueViolation reports whether err is a unique constraint failure.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE 23505")
+}
