@@ -1,0 +1,12 @@
+package app
+
+import (
+	"encoding/json"
+	"io"
+)
+
+func jsonEncode(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	return enc.Encode(v)
+}
