@@ -1,0 +1,404 @@
+package models
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+)
+
+// Conversation statuses.
+const (
+	ConvQueued    = "queued"
+	ConvOffered   = "offered"
+	ConvActive    = "active"
+	ConvResolved  = "resolved"
+	ConvClosed    = "closed"
+	ConvAbandoned = "abandoned"
+)
+
+// Message senders.
+const (
+	SenderCustomer = "customer"
+	SenderAgent    = "agent"
+	SenderBot      = "bot"
+	SenderSystem   = "system"
+)
+
+// Limits of the bot API's escalation body.
+const (
+	MaxExternalIDLen     = 200
+	MaxTranscriptEntries = 200
+	MaxMessageLen        = 4000
+	MaxSummaryLen        = 2000
+	MaxMetadataKeys      = 50
+	MaxMetadataValueLen  = 500
+	MaxEscalationSkills  = 10
+	MaxClientIDLen       = 100
+)
+
+// Conversation is one customer's handoff from a bot to a person.
+type Conversation struct {
+	ID             string
+	BrandID        string
+	ExternalID     string
+	Status         string
+	CustomerName   string
+	CustomerEmail  string `json:"-"`
+	Language       string
+	Skills         string // comma-separated skill slugs
+	Priority       int
+	Reason         string
+	Summary        string
+	Metadata       string // JSON object of strings
+	AgentID        *string
+	QueuedAt       time.Time
+	CreatedAt      time.Time
+	AssignedAt     *time.Time
+	ResolvedAt     *time.Time
+	ClosedAt       *time.Time
+	AbandonedAt    *time.Time
+	AbandonReason  string
+	ResolutionNote string
+	Rating         *int
+	RatingComment  string
+	RatedAt        *time.Time
+	LastSeq        int
+	UpdatedAt      time.Time
+}
+
+// SkillList returns the required skills.
+func (c *Conversation) SkillList() []string { return splitList(c.Skills) }
+
+// Open reports whether the conversation is still waiting or in progress.
+func (c *Conversation) Open() bool {
+	return c.Status == ConvQueued || c.Status == ConvOffered || c.Status == ConvActive
+}
+
+// Message is one line of a conversation, numbered by Seq within it.
+type Message struct {
+	ID             string
+	ConversationID string
+	Seq            int
+	Sender         string
+	SenderID       string
+	ClientID       *string
+	Body           string
+	SentAt         *time.Time // when the bot says it was said, for transcripts
+	CreatedAt      time.Time
+}
+
+// TranscriptEntry is one line of the bot's transcript.
+type TranscriptEntry struct {
+	Role string    `json:"role"`
+	Text string    `json:"text"`
+	At   time.Time `json:"at"`
+}
+
+// Escalation is a bot's request to hand a customer over.
+type Escalation struct {
+	ExternalID    string
+	CustomerName  string
+	CustomerEmail string
+	Language      string
+	Skills        []string
+	Priority      *int
+	Reason        string
+	Summary       string
+	Transcript    []TranscriptEntry
+	Metadata      map[string]string
+}
+
+// validateEscalation checks an escalation against the brand's catalogue and
+// returns it normalised.
+func validateEscalation(in Escalation, catalogue map[string]bool) (Escalation, error) {
+	v := &ValidationError{}
+	in.ExternalID = strings.TrimSpace(in.ExternalID)
+	switch {
+	case in.ExternalID == "":
+		v.Add("external_id", "is required")
+	case utf8.RuneCountInString(in.ExternalID) > MaxExternalIDLen:
+		v.Add("external_id", fmt.Sprintf("must be at most %d characters", MaxExternalIDLen))
+	}
+	in.CustomerName = checkText(v, "customer.name", in.CustomerName, false, MaxNameLen)
+	if strings.TrimSpace(in.CustomerEmail) != "" {
+		in.CustomerEmail = checkEmail(v, "customer.email", in.CustomerEmail)
+	}
+	if tag, ok := CanonicalLanguage(in.Language); ok {
+		in.Language = tag
+	} else if strings.TrimSpace(in.Language) == "" {
+		v.Add("language", "is required")
+	} else {
+		v.Add("language", "must be a BCP 47 language tag like en or pt-BR")
+	}
+	seen := map[string]bool{}
+	var skills []string
+	for i, s := range in.Skills {
+		s = strings.TrimSpace(s)
+		field := fmt.Sprintf("skills[%d]", i)
+		switch {
+		case !catalogue[s]:
+			v.Add(field, fmt.Sprintf("%q is not in the brand's skill catalogue", truncate(s, 60)))
+		case !seen[s]:
+			seen[s] = true
+			skills = append(skills, s)
+		}
+	}
+	if len(in.Skills) > MaxEscalationSkills {
+		v.Add("skills", fmt.Sprintf("at most %d skills", MaxEscalationSkills))
+	}
+	in.Skills = skills
+	if in.Priority == nil {
+		p := 5
+		in.Priority = &p
+	} else if *in.Priority < 0 || *in.Priority > 9 {
+		v.Add("priority", "must be between 0 and 9")
+	}
+	in.Reason = checkText(v, "reason", in.Reason, false, MaxReasonLen)
+	in.Summary = checkText(v, "summary", in.Summary, false, MaxSummaryLen)
+	if len(in.Transcript) > MaxTranscriptEntries {
+		v.Add("transcript", fmt.Sprintf("at most %d entries", MaxTranscriptEntries))
+	} else {
+		for i, e := range in.Transcript {
+			field := fmt.Sprintf("transcript[%d]", i)
+			if e.Role != SenderCustomer && e.Role != SenderBot {
+				v.Add(field+".role", "must be customer or bot")
+			}
+			if strings.TrimSpace(e.Text) == "" {
+				v.Add(field+".text", "is required")
+			} else if utf8.RuneCountInString(e.Text) > MaxMessageLen {
+				v.Add(field+".text", fmt.Sprintf("must be at most %d characters", MaxMessageLen))
+			}
+		}
+	}
+	if len(in.Metadata) > MaxMetadataKeys {
+		v.Add("metadata", fmt.Sprintf("at most %d keys", MaxMetadataKeys))
+	}
+	for k, val := range in.Metadata {
+		if len(k) > 100 || utf8.RuneCountInString(val) > MaxMetadataValueLen {
+			v.Add("metadata", fmt.Sprintf("keys are at most 100 and values %d characters", MaxMetadataValueLen))
+			break
+		}
+	}
+	return in, v.Err()
+}
+
+// Escalate opens a conversation for a brand's bot. While a conversation with
+// the same external_id is open it is returned instead, with created=false,
+// and the body is not applied again. Concurrent calls with one new
+// external_id make exactly one conversation: the partial unique index on
+// open (brand_id, external_id) decides, and the losers read the winner.
+func (s *Store) Escalate(ctx context.Context, brandID string, in Escalation) (*Conversation, bool, error) {
+	skills, err := s.Skills(ctx, brandID)
+	if err != nil {
+		return nil, false, err
+	}
+	catalogue := map[string]bool{}
+	for _, sk := range skills {
+		catalogue[sk.Slug] = true
+	}
+	in, err = validateEscalation(in, catalogue)
+	if err != nil {
+		return nil, false, err
+	}
+	if c, err := s.openByExternalID(s.DB.WithContext(ctx), brandID, in.ExternalID); err == nil {
+		return c, false, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, false, err
+	}
+	meta := "{}"
+	if len(in.Metadata) > 0 {
+		b, err := json.Marshal(in.Metadata)
+		if err != nil {
+			return nil, false, err
+		}
+		meta = string(b)
+	}
+	var conv *Conversation
+	created := false
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		if c, err := s.openByExternalID(tx, brandID, in.ExternalID); err == nil {
+			conv = c
+			return nil
+		}
+		now := s.Now()
+		conv = &Conversation{ID: NewID(), BrandID: brandID, ExternalID: in.ExternalID, Status: ConvQueued,
+			CustomerName: in.CustomerName, CustomerEmail: in.CustomerEmail, Language: in.Language,
+			Skills: strings.Join(in.Skills, ","), Priority: *in.Priority, Reason: in.Reason, Summary: in.Summary,
+			Metadata: meta, QueuedAt: now, CreatedAt: now, UpdatedAt: now, LastSeq: len(in.Transcript)}
+		if err := tx.Create(conv).Error; err != nil {
+			return err
+		}
+		for i, e := range in.Transcript {
+			at := e.At.UTC()
+			m := Message{ID: NewID(), ConversationID: conv.ID, Seq: i + 1, Sender: e.Role, Body: e.Text, CreatedAt: now}
+			if !e.At.IsZero() {
+				m.SentAt = &at
+			}
+			if err := tx.Create(&m).Error; err != nil {
+				return err
+			}
+		}
+		created = true
+		return nil
+	})
+	if isUniqueViolation(err) {
+		// Another request opened it first: answer with that one.
+		c, err := s.openByExternalID(s.DB.WithContext(ctx), brandID, in.ExternalID)
+		return c, false, err
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return conv, created, nil
+}
+
+func (s *Store) openByExternalID(db *gorm.DB, brandID, externalID string) (*Conversation, error) {
+	var c Conversation
+	err := db.Where("brand_id = ? AND external_id = ? AND status IN ?", brandID, externalID,
+		[]string{ConvQueued, ConvOffered, ConvActive}).Take(&c).Error
+	if err != nil {
+		return nil, notFound(err, "conversation")
+	}
+	return &c, nil
+}
+
+// Conversation returns one of the brand's conversations; another brand's id
+// is ErrNotFound.
+func (s *Store) Conversation(ctx context.Context, brandID, id string) (*Conversation, error) {
+	var c Conversation
+	if err := s.DB.WithContext(ctx).Where("id = ? AND brand_id = ?", id, brandID).Take(&c).Error; err != nil {
+		return nil, notFound(err, "conversation")
+	}
+	return &c, nil
+}
+
+// ConversationByID returns a conversation whatever its brand; only for
+// callers that have already scoped access (the customer's link, the agent
+// it is assigned to).
+func (s *Store) ConversationByID(ctx context.Context, id string) (*Conversation, error) {
+	var c Conversation
+	if err := s.DB.WithContext(ctx).Where("id = ?", id).Take(&c).Error; err != nil {
+		return nil, notFound(err, "conversation")
+	}
+	return &c, nil
+}
+
+// Messages returns the conversation's messages after seq afterSeq, in order.
+func (s *Store) Messages(ctx context.Context, convID string, afterSeq, limit int) ([]Message, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	var out []Message
+	return out, s.DB.WithContext(ctx).Where("conversation_id = ? AND seq > ?", convID, afterSeq).
+		Order("seq").Limit(limit).Find(&out).Error
+}
+
+// AddMessage stores a message with the conversation's next sequence number.
+// A repeated clientID from the same sender returns the stored message with
+// created=false, so a resend is never stored twice. The conversation must be
+// open.
+func (s *Store) AddMessage(ctx context.Context, convID, sender, senderID, clientID, body string) (*Message, bool, error) {
+	v := &ValidationError{}
+	if strings.TrimSpace(body) == "" {
+		v.Add("text", "is required")
+	} else if utf8.RuneCountInString(body) > MaxMessageLen {
+		v.Add("text", fmt.Sprintf("must be at most %d characters", MaxMessageLen))
+	}
+	if len(clientID) > MaxClientIDLen {
+		v.Add("client_id", fmt.Sprintf("must be at most %d characters", MaxClientIDLen))
+	}
+	if err := v.Err(); err != nil {
+		return nil, false, err
+	}
+	var msg *Message
+	created := false
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if clientID != "" {
+			var m Message
+			err := tx.Where("conversation_id = ? AND sender = ? AND client_id = ?", convID, sender, clientID).Take(&m).Error
+			if err == nil {
+				msg = &m
+				return nil
+			}
+			if !errors.Is(err, gorm.ErrRecordNotFound) {
+				return err
+			}
+		}
+		var seq []int
+		err := tx.Raw("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? AND status IN ? RETURNING last_seq",
+			convID, []string{ConvQueued, ConvOffered, ConvActive}).Scan(&seq).Error
+		if err != nil {
+			return err
+		}
+		if len(seq) != 1 {
+			if _, err := s.convStatus(tx, convID); err != nil {
+				return err
+			}
+			return fmt.Errorf("conversation is closed: %w", ErrConflict)
+		}
+		msg = &Message{ID: NewID(), ConversationID: convID, Seq: seq[0], Sender: sender, SenderID: senderID, Body: body, CreatedAt: s.Now()}
+		if clientID != "" {
+			msg.ClientID = &clientID
+		}
+		created = true
+		return tx.Create(msg).Error
+	})
+	if isUniqueViolation(err) && clientID != "" {
+		var m Message
+		if err := s.DB.WithContext(ctx).Where("conversation_id = ? AND sender = ? AND client_id = ?", convID, sender, clientID).Take(&m).Error; err != nil {
+			return nil, false, err
+		}
+		return &m, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return msg, created, nil
+}
+
+func (s *Store) convStatus(tx *gorm.DB, id string) (string, error) {
+	var c Conversation
+	if err := tx.Select("status").Where("id = ?", id).Take(&c).Error; err != nil {
+		return "", notFound(err, "conversation")
+	}
+	return c.Status, nil
+}
+
+// CancelConversation abandons a conversation nobody has joined yet (the
+// customer left, or the bot cancelled), withdrawing any pending offer.
+// Returns ErrConflict once a person has joined or it has ended.
+func (s *Store) CancelConversation(ctx context.Context, brandID, id, reason string) (*Conversation, error) {
+	var c *Conversation
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		now := s.Now()
+		res := tx.Model(&Conversation{}).Where("id = ? AND brand_id = ? AND status IN ?", id, brandID, []string{ConvQueued, ConvOffered}).
+			Updates(map[string]any{"status": ConvAbandoned, "abandoned_at": now, "abandon_reason": reason, "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			var cur Conversation
+			if err := tx.Where("id = ? AND brand_id = ?", id, brandID).Take(&cur).Error; err != nil {
+				return notFound(err, "conversation")
+			}
+			return fmt.Errorf("conversation is %s: %w", cur.Status, ErrConflict)
+		}
+		if err := tx.Model(&Offer{}).Where("conversation_id = ? AND status = ?", id, OfferPending).
+			Updates(map[string]any{"status": OfferRescinded, "answered_at": now}).Error; err != nil {
+			return err
+		}
+		var cur Conversation
+		if err := tx.Where("id = ?", id).Take(&cur).Error; err != nil {
+			return err
+		}
+		c = &cur
+		return nil
+	})
+	return c, err
+}

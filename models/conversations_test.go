@@ -1,0 +1,311 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/handoffhq/handoff/models"
+	"github.com/handoffhq/handoff/models/modeltest"
+)
+
+// liveFixture is a brand with a catalogue and an approved, online agent.
+type liveFixture struct {
+	db    *modeltest.DB
+	brand *models.Brand
+	agent *models.Agent
+}
+
+func newLiveFixture(t *testing.T, db *modeltest.DB) *liveFixture {
+	t.Helper()
+	ctx := context.Background()
+	st := db.Store
+	owner, b, err := st.SignUpBrand(ctx, models.BrandSignup{Name: "Acme", Email: "owner@acme.test", Password: "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := models.SettingsOf(b)
+	set.PayRateMinor = 450
+	if b, err = st.UpdateBrandSettings(ctx, owner.ID, b.ID, set); err != nil {
+		t.Fatal(err)
+	}
+	for _, sk := range []string{"billing", "refunds"} {
+		if _, err := st.AddSkill(ctx, owner.ID, b.ID, sk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	op, err := st.EnsureOperator(ctx, "op@handoff.test", "Op", "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := st.ApplyAsAgent(ctx, models.AgentApplication{DisplayName: "Maya", Email: "maya@agents.test", Password: "correct horse battery",
+		Languages: []string{"en"}, Skills: map[string]int{"billing": 5}, Bio: "Billing.", MaxConcurrent: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DecideApplication(ctx, op.ID, a.ID, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetPresence(ctx, a.ID, models.PresenceOnline); err != nil {
+		t.Fatal(err)
+	}
+	return &liveFixture{db: db, brand: b, agent: a}
+}
+
+func (f *liveFixture) escalate(t *testing.T, externalID string) *models.Conversation {
+	t.Helper()
+	c, created, err := f.db.Store.Escalate(context.Background(), f.brand.ID, models.Escalation{
+		ExternalID: externalID, CustomerName: "Ada", CustomerEmail: "ada@example.com", Language: "en",
+		Skills: []string{"billing"}, Summary: "Charged twice",
+		Transcript: []models.TranscriptEntry{{Role: "customer", Text: "I was charged twice"}, {Role: "bot", Text: "Sorry"}},
+	})
+	if err != nil || !created {
+		t.Fatalf("Escalate(%q) = created %v, %v; want a new conversation", externalID, created, err)
+	}
+	return c
+}
+
+func (f *liveFixture) offer(t *testing.T, c *models.Conversation) *models.Offer {
+	t.Helper()
+	o, err := f.db.Store.CreateOffer(context.Background(), models.NewOffer{ConversationID: c.ID, AgentID: f.agent.ID,
+		PayMinor: f.brand.PayRateMinor, Currency: f.brand.Currency, Explanation: "{}", Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatalf("CreateOffer: %v", err)
+	}
+	return o
+}
+
+func TestEscalateIsIdempotentWhileOpen(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		c := f.escalate(t, "chat-1")
+		again, created, err := db.Store.Escalate(ctx, f.brand.ID, models.Escalation{ExternalID: "chat-1", Language: "de"})
+		if err != nil || created || again.ID != c.ID || again.Language != "en" {
+			t.Fatalf("second Escalate = %+v, created %v, %v; want the first conversation unchanged", again, created, err)
+		}
+		msgs, err := db.Store.Messages(ctx, c.ID, 0, 0)
+		if err != nil || len(msgs) != 2 || msgs[0].Seq != 1 || msgs[1].Sender != "bot" {
+			t.Fatalf("Messages = %+v, %v; want the 2 transcript lines", msgs, err)
+		}
+		if _, err := db.Store.CancelConversation(ctx, f.brand.ID, c.ID, "bot cancelled"); err != nil {
+			t.Fatal(err)
+		}
+		next := f.escalate(t, "chat-1")
+		if next.ID == c.ID {
+			t.Fatal("after the first closed, the same external_id must start a new conversation")
+		}
+	})
+}
+
+func TestEscalateConcurrentSameExternalID(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		var wg sync.WaitGroup
+		ids := make([]string, 12)
+		errs := make([]error, 12)
+		createdN := 0
+		var mu sync.Mutex
+		for i := range ids {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				c, created, err := db.Store.Escalate(context.Background(), f.brand.ID, models.Escalation{ExternalID: "race", Language: "en"})
+				errs[i] = err
+				if err == nil {
+					ids[i] = c.ID
+					mu.Lock()
+					if created {
+						createdN++
+					}
+					mu.Unlock()
+				}
+			}(i)
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("call %d: %v", i, err)
+			}
+			if ids[i] != ids[0] {
+				t.Fatalf("call %d got conversation %s; call 0 got %s", i, ids[i], ids[0])
+			}
+		}
+		var n int64
+		db.Store.DB.Table("conversations").Where("external_id = ?", "race").Count(&n)
+		if n != 1 || createdN != 1 {
+			t.Fatalf("conversations = %d, created = %d; want exactly 1 and 1", n, createdN)
+		}
+	})
+}
+
+func TestEscalateValidation(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		long := make([]byte, 201)
+		for i := range long {
+			long[i] = 'x'
+		}
+		bad := 10
+		many := make([]models.TranscriptEntry, 201)
+		for i := range many {
+			many[i] = models.TranscriptEntry{Role: "bot", Text: "hi"}
+		}
+		for _, tc := range []struct {
+			name  string
+			in    models.Escalation
+			field string
+		}{
+			{"ErrExternalIDMissing", models.Escalation{Language: "en"}, "external_id"},
+			{"ErrExternalIDTooLong", models.Escalation{ExternalID: string(long), Language: "en"}, "external_id"},
+			{"ErrUnknownSkill", models.Escalation{ExternalID: "a", Language: "en", Skills: []string{"astrology"}}, "skills[0]"},
+			{"ErrBadLanguage", models.Escalation{ExternalID: "a", Language: "english!!"}, "language"},
+			{"ErrPriority", models.Escalation{ExternalID: "a", Language: "en", Priority: &bad}, "priority"},
+			{"ErrTooManyTranscript", models.Escalation{ExternalID: "a", Language: "en", Transcript: many}, "transcript"},
+			{"ErrTranscriptRole", models.Escalation{ExternalID: "a", Language: "en", Transcript: []models.TranscriptEntry{{Role: "agent", Text: "x"}}}, "transcript[0].role"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, _, err := db.Store.Escalate(context.Background(), f.brand.ID, tc.in)
+				var ve *models.ValidationError
+				if !errors.As(err, &ve) {
+					t.Fatalf("Escalate = %v; want a ValidationError", err)
+				}
+				if _, ok := ve.Map()[tc.field]; !ok {
+					t.Fatalf("errors %v; want one on %q", ve.Fields, tc.field)
+				}
+			})
+		}
+	})
+}
+
+func TestOfferAcceptResolveRecordsEarning(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		c := f.escalate(t, "chat-9")
+		o := f.offer(t, c)
+		if _, err := db.Store.CreateOffer(ctx, models.NewOffer{ConversationID: c.ID, AgentID: f.agent.ID, Currency: "USD", Timeout: time.Second}); !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("second pending offer = %v; want ErrConflict", err)
+		}
+		if _, _, err := db.Store.AcceptOffer(ctx, f.agent.ID, o.ID); err != nil {
+			t.Fatalf("AcceptOffer: %v", err)
+		}
+		if _, _, err := db.Store.AddMessage(ctx, c.ID, models.SenderAgent, f.agent.ID, "m1", "Hello Ada"); err != nil {
+			t.Fatal(err)
+		}
+		if m, created, err := db.Store.AddMessage(ctx, c.ID, models.SenderAgent, f.agent.ID, "m1", "Hello Ada"); err != nil || created || m.Seq != 3 {
+			t.Fatalf("resent message = seq %v created %v, %v; want the stored seq 3, not created", m.Seq, created, err)
+		}
+		got, e, err := db.Store.ResolveConversation(ctx, f.agent.ID, c.ID, "refunded")
+		if err != nil {
+			t.Fatalf("Resolve: %v", err)
+		}
+		// 450 at 15 %: fee 67.5 rounds half-up to 68.
+		if got.Status != models.ConvResolved || e.BaseMinor != 450 || e.FeeMinor != 68 || e.NetMinor != 382 || e.FeeBasisPoints != 1500 {
+			t.Fatalf("resolved %s, earning %+v; want base 450, fee 68, net 382", got.Status, e)
+		}
+		b, _ := db.Store.Brand(ctx, f.brand.ID)
+		if !b.CurrencyLocked() {
+			t.Fatal("currency must be fixed once an earning is recorded")
+		}
+		if err := db.Store.RateConversation(ctx, c.ID, 5, "great"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Store.RateConversation(ctx, c.ID, 1, "again"); !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("second rating = %v; want ErrConflict", err)
+		}
+	})
+}
+
+func TestParallelAcceptsExactlyOneWins(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		o := f.offer(t, f.escalate(t, "chat-race"))
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins, conflicts := 0, 0
+		var other []error
+		for i := 0; i < 50; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _, err := db.Store.AcceptOffer(context.Background(), f.agent.ID, o.ID)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					wins++
+				case errors.Is(err, models.ErrConflict):
+					conflicts++
+				default:
+					other = append(other, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins != 1 || conflicts != 49 || len(other) > 0 {
+			t.Fatalf("wins %d, conflicts %d, other %v; want 1, 49, none", wins, conflicts, other)
+		}
+	})
+}
+
+func TestAcceptAfterExpiryFailsBeforeSweep(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		o := f.offer(t, f.escalate(t, "chat-late"))
+		db.Clock.Advance(20 * time.Second)
+		if _, _, err := db.Store.AcceptOffer(ctx, f.agent.ID, o.ID); !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("accept at expires_at = %v; want ErrConflict", err)
+		}
+		exp, err := db.Store.ExpireOffers(ctx)
+		if err != nil || len(exp) != 1 || exp[0].SetAway {
+			t.Fatalf("ExpireOffers = %+v, %v; want one expiry, agent not yet away", exp, err)
+		}
+		c, _ := db.Store.ConversationByID(ctx, o.ConversationID)
+		if c.Status != models.ConvQueued {
+			t.Fatalf("conversation %s after expiry; want queued", c.Status)
+		}
+		// A second miss in a row sets the agent away.
+		o2 := f.offer(t, c)
+		db.Clock.Advance(21 * time.Second)
+		exp, err = db.Store.ExpireOffers(ctx)
+		if err != nil || len(exp) != 1 || !exp[0].SetAway || exp[0].ID != o2.ID {
+			t.Fatalf("second ExpireOffers = %+v, %v; want the agent set away", exp, err)
+		}
+		a, _ := db.Store.Agent(ctx, f.agent.ID)
+		if a.Presence != models.PresenceAway {
+			t.Fatalf("presence %s; want away", a.Presence)
+		}
+		if exp, _ := db.Store.ExpireOffers(ctx); len(exp) != 0 {
+			t.Fatalf("a third sweep expired %d offers; want none", len(exp))
+		}
+	})
+}
+
+func TestDeclineRequeues(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		c := f.escalate(t, "chat-d")
+		o := f.offer(t, c)
+		if _, err := db.Store.DeclineOffer(ctx, f.agent.ID, o.ID, ""); err == nil {
+			t.Fatal("decline without a reason must fail")
+		}
+		if _, err := db.Store.DeclineOffer(ctx, f.agent.ID, o.ID, "not my topic"); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := db.Store.ConversationByID(ctx, c.ID)
+		if got.Status != models.ConvQueued {
+			t.Fatalf("status %s; want queued", got.Status)
+		}
+		if _, _, err := db.Store.AcceptOffer(ctx, f.agent.ID, o.ID); !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("accept after decline = %v; want ErrConflict", err)
+		}
+		if _, _, err := db.Store.AcceptOffer(ctx, "01900000-0000-7000-8000-000000000000", o.ID); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("another agent accepting = %v; want ErrNotFound", err)
+		}
+	})
+}

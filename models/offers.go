@@ -1,0 +1,237 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Offer statuses.
+const (
+	OfferPending   = "pending"
+	OfferAccepted  = "accepted"
+	OfferDeclined  = "declined"
+	OfferExpired   = "expired"
+	OfferRescinded = "rescinded"
+)
+
+// MissedOffersBeforeAway is how many offers in a row an agent may miss
+// before they are set away.
+const MissedOffersBeforeAway = 2
+
+// Offer proposes one conversation to one agent until ExpiresAt.
+type Offer struct {
+	ID             string
+	ConversationID string
+	AgentID        string
+	Status         string
+	PayMinor       int64
+	SurgeMinor     int64
+	Currency       string
+	Explanation    string // JSON: why this agent (matching.Explanation)
+	DeclineReason  string
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	AnsweredAt     *time.Time
+}
+
+// NewOffer is what the dispatcher decided to offer.
+type NewOffer struct {
+	ConversationID string
+	AgentID        string
+	PayMinor       int64
+	SurgeMinor     int64
+	Currency       string
+	Explanation    string
+	Timeout        time.Duration
+}
+
+// CreateOffer records an offer and moves the conversation from queued to
+// offered, in one transaction. It answers ErrConflict when the conversation
+// is no longer queued or either side already has a pending offer: the
+// partial unique indexes on pending offers decide, even across instances.
+func (s *Store) CreateOffer(ctx context.Context, in NewOffer) (*Offer, error) {
+	var o *Offer
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		now := s.Now()
+		res := tx.Model(&Conversation{}).Where("id = ? AND status = ?", in.ConversationID, ConvQueued).
+			Updates(map[string]any{"status": ConvOffered, "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("conversation not queued: %w", ErrConflict)
+		}
+		o = &Offer{ID: NewID(), ConversationID: in.ConversationID, AgentID: in.AgentID, Status: OfferPending,
+			PayMinor: in.PayMinor, SurgeMinor: in.SurgeMinor, Currency: in.Currency, Explanation: in.Explanation,
+			CreatedAt: now, ExpiresAt: now.Add(in.Timeout)}
+		return tx.Create(o).Error
+	})
+	if isUniqueViolation(err) {
+		return nil, fmt.Errorf("a pending offer exists: %w", ErrConflict)
+	}
+	return o, err
+}
+
+// Offer returns an offer by id.
+func (s *Store) Offer(ctx context.Context, id string) (*Offer, error) {
+	var o Offer
+	if err := s.DB.WithContext(ctx).Where("id = ?", id).Take(&o).Error; err != nil {
+		return nil, notFound(err, "offer")
+	}
+	return &o, nil
+}
+
+// AcceptOffer claims a pending, unexpired offer for the agent and makes the
+// conversation active with them. The claim is one conditional update, so
+// exactly one of any number of concurrent accepts wins; the others, and any
+// accept at or after expires_at (even before the sweep has run), get
+// ErrConflict. Another agent's offer is ErrNotFound.
+func (s *Store) AcceptOffer(ctx context.Context, agentID, offerID string) (*Offer, *Conversation, error) {
+	var o Offer
+	var c Conversation
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		now := s.Now()
+		res := tx.Model(&Offer{}).Where("id = ? AND agent_id = ? AND status = ? AND expires_at > ?", offerID, agentID, OfferPending, now).
+			Updates(map[string]any{"status": OfferAccepted, "answered_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			if err := tx.Where("id = ? AND agent_id = ?", offerID, agentID).Take(&o).Error; err != nil {
+				return notFound(err, "offer")
+			}
+			if o.Status == OfferPending {
+				return fmt.Errorf("offer expired: %w", ErrConflict)
+			}
+			return fmt.Errorf("offer already %s: %w", o.Status, ErrConflict)
+		}
+		if err := tx.Where("id = ?", offerID).Take(&o).Error; err != nil {
+			return err
+		}
+		res = tx.Model(&Conversation{}).Where("id = ? AND status = ?", o.ConversationID, ConvOffered).
+			Updates(map[string]any{"status": ConvActive, "agent_id": agentID, "assigned_at": now, "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("conversation no longer waiting: %w", ErrConflict)
+		}
+		if err := tx.Model(&Agent{}).Where("id = ?", agentID).Update("missed_offers", 0).Error; err != nil {
+			return err
+		}
+		return tx.Where("id = ?", o.ConversationID).Take(&c).Error
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &o, &c, nil
+}
+
+// DeclineOffer records the agent's no with a reason and puts the
+// conversation back in the queue.
+func (s *Store) DeclineOffer(ctx context.Context, agentID, offerID, reason string) (*Offer, error) {
+	v := &ValidationError{}
+	reason = checkText(v, "reason", reason, true, MaxReasonLen)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	var o Offer
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		now := s.Now()
+		res := tx.Model(&Offer{}).Where("id = ? AND agent_id = ? AND status = ?", offerID, agentID, OfferPending).
+			Updates(map[string]any{"status": OfferDeclined, "answered_at": now, "decline_reason": reason})
+		if res.Error != nil {
+			return res.Error
+		}
+		if err := tx.Where("id = ? AND agent_id = ?", offerID, agentID).Take(&o).Error; err != nil {
+			return notFound(err, "offer")
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("offer already %s: %w", o.Status, ErrConflict)
+		}
+		if err := tx.Model(&Agent{}).Where("id = ?", agentID).Update("missed_offers", 0).Error; err != nil {
+			return err
+		}
+		return requeue(tx, o.ConversationID, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// requeue puts an offered conversation back in the queue.
+func requeue(tx *gorm.DB, convID string, now time.Time) error {
+	return tx.Model(&Conversation{}).Where("id = ? AND status = ?", convID, ConvOffered).
+		Updates(map[string]any{"status": ConvQueued, "updated_at": now}).Error
+}
+
+// ExpiredOffer is an offer the sweep expired, with whether it sent its agent
+// away for missing offers in a row.
+type ExpiredOffer struct {
+	Offer
+	SetAway bool
+}
+
+// ExpireOffers expires every pending offer whose expires_at has passed,
+// puts their conversations back in the queue and counts the miss against
+// each agent; MissedOffersBeforeAway misses in a row set the agent away.
+// Each offer is claimed with a conditional update, so several sweepers (or
+// instances) never expire one twice.
+func (s *Store) ExpireOffers(ctx context.Context) ([]ExpiredOffer, error) {
+	now := s.Now()
+	var due []Offer
+	if err := s.DB.WithContext(ctx).Where("status = ? AND expires_at <= ?", OfferPending, now).
+		Order("expires_at").Limit(500).Find(&due).Error; err != nil {
+		return nil, err
+	}
+	var out []ExpiredOffer
+	for _, o := range due {
+		var away bool
+		err := s.tx(ctx, func(tx *gorm.DB) error {
+			res := tx.Model(&Offer{}).Where("id = ? AND status = ?", o.ID, OfferPending).
+				Updates(map[string]any{"status": OfferExpired, "answered_at": now})
+			if res.Error != nil || res.RowsAffected == 0 {
+				return res.Error
+			}
+			if err := requeue(tx, o.ConversationID, now); err != nil {
+				return err
+			}
+			var missed []int
+			if err := tx.Raw("UPDATE agents SET missed_offers = missed_offers + 1 WHERE id = ? RETURNING missed_offers", o.AgentID).Scan(&missed).Error; err != nil {
+				return err
+			}
+			if len(missed) == 1 && missed[0] >= MissedOffersBeforeAway {
+				away = true
+				return tx.Model(&Agent{}).Where("id = ? AND presence = ?", o.AgentID, PresenceOnline).
+					Updates(map[string]any{"presence": PresenceAway, "missed_offers": 0, "updated_at": now}).Error
+			}
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		o.Status = OfferExpired
+		out = append(out, ExpiredOffer{Offer: o, SetAway: away})
+	}
+	return out, nil
+}
+
+// Offers returns a conversation's offers, oldest first.
+func (s *Store) Offers(ctx context.Context, convID string) ([]Offer, error) {
+	var out []Offer
+	return out, s.DB.WithContext(ctx).Where("conversation_id = ?", convID).Order("created_at, id").Find(&out).Error
+}
+
+// PendingOffer returns the agent's pending offer, or ErrNotFound.
+func (s *Store) PendingOffer(ctx context.Context, agentID string) (*Offer, error) {
+	var o Offer
+	err := s.DB.WithContext(ctx).Where("agent_id = ? AND status = ?", agentID, OfferPending).Take(&o).Error
+	if err != nil {
+		return nil, notFound(err, "offer")
+	}
+	return &o, nil
+}
