@@ -96,7 +96,12 @@ func (s *Server) handleAdminAgentSuspend(c echo.Context) error {
 	if !models.ValidID(id) {
 		return echo.ErrNotFound
 	}
-	_, err := s.store.SuspendAgent(c.Request().Context(), currentUser(c).ID, id, c.FormValue("reason"))
+	ctx := c.Request().Context()
+	chats, err := s.store.AgentConversations(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, err = s.store.SuspendAgent(ctx, currentUser(c).ID, id, c.FormValue("reason"))
 	if err != nil {
 		var ve *models.ValidationError
 		if !asValidation(err, &ve) {
@@ -107,6 +112,14 @@ func (s *Server) handleAdminAgentSuspend(c echo.Context) error {
 		v.Errors["suspend_reason"] = ve.Map()["reason"]
 		return s.agentPage(c, http.StatusUnprocessableEntity, v)
 	}
+	// Close their sockets at once and tell their customers someone else
+	// will take over.
+	s.hub.Close(agentTopic(id))
+	for i := range chats {
+		chats[i].Status, chats[i].AgentID = models.ConvQueued, nil
+		s.publishConversation(&chats[i])
+	}
+	s.wake()
 	s.flash(c, "Agent suspended and signed out everywhere.")
 	return redirect(c, "/admin/agents/"+id)
 }

@@ -51,6 +51,10 @@ func ParseSecretKeys(entries []string) (*KeyRing, error) {
 			sum := sha256.Sum256([]byte(secret))
 			kid = "env-" + hex.EncodeToString(sum[:4])
 		}
+		// An empty kid would match tokens that carry no kid at all.
+		if kid == "" {
+			return nil, errors.New("secret key with an empty id: write kid:secret or a bare secret")
+		}
 		if len(secret) < minSecretBytes {
 			return nil, fmt.Errorf("secret key %q is shorter than %d characters", kid, minSecretBytes)
 		}
@@ -108,15 +112,7 @@ func (r *KeyRing) Sign(sess *models.Session) (string, error) {
 // HS256 is accepted; iss, aud, exp and a known kid are required.
 func (r *KeyRing) Verify(token string, now time.Time) (*sessionClaims, error) {
 	var claims sessionClaims
-	_, err := jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		for _, k := range r.keys {
-			if hmac.Equal([]byte(k.ID), []byte(kid)) {
-				return k.Secret, nil
-			}
-		}
-		return nil, fmt.Errorf("unknown key id %q", kid)
-	},
+	_, err := jwt.ParseWithClaims(token, &claims, r.keyFunc,
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(tokenIssuer),
 		jwt.WithAudience(tokenAudience),
@@ -132,6 +128,17 @@ func (r *KeyRing) Verify(token string, now time.Time) (*sessionClaims, error) {
 		return nil, fmt.Errorf("session token without session: %w", models.ErrUnauthorized)
 	}
 	return &claims, nil
+}
+
+// keyFunc finds the verification key named by the token's kid.
+func (r *KeyRing) keyFunc(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	for _, k := range r.keys {
+		if hmac.Equal([]byte(k.ID), []byte(kid)) {
+			return k.Secret, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown key id %q", kid)
 }
 
 // mac returns a short HMAC of msg under the signing key, for links such as

@@ -10,3 +10,5 @@ func jsonEncode(w io.Writer, v any) error {
 	enc.SetEscapeHTML(true)
 	return enc.Encode(v)
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

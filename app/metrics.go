@@ -20,6 +20,8 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	logins   *prometheus.CounterVec
+	sockets  prometheus.Counter
+	online   prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -34,7 +36,13 @@ func newMetrics() *metrics {
 	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "handoff_logins_total", Help: "Sign-in attempts by outcome.",
 	}, []string{"outcome"})
-	m.reg.MustRegister(m.requests, m.duration, m.logins,
+	m.sockets = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "handoff_websocket_connections_total", Help: "Websocket connections accepted.",
+	})
+	m.online = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "handoff_websocket_open", Help: "Websockets open now.",
+	})
+	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sockets, m.online,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

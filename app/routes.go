@@ -7,6 +7,7 @@ import (
 	"github.com/handoffhq/handoff/models"
 	"github.com/handoffhq/handoff/static"
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 )
 
 // routes registers every route, grouped by audience. Reading this function
@@ -22,6 +23,18 @@ func (s *Server) routes() {
 	e.GET("/metrics", s.handleMetrics)
 	assets, _ := fs.Sub(static.FS, ".")
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticHandler(assets))))
+
+	// Bot API: bearer key, JSON in and out, problem+json errors.
+	e.GET("/api/openapi.yaml", s.handleOpenAPI)
+	api := e.Group("/api/v1", middleware.BodyLimit("256K"), s.apiAuth)
+	api.POST("/escalations", s.handleAPIEscalationCreate)
+	api.GET("/conversations/:id", s.handleAPIConversationShow)
+	api.POST("/conversations/:id/messages", s.handleAPIMessageCreate)
+	api.POST("/conversations/:id/cancel", s.handleAPIConversationCancel)
+
+	// Customers: the link from the bot is the credential.
+	e.GET("/c/:token", s.handleCustomerPage, s.noReferrer)
+	e.GET("/c/:token/ws", s.handleCustomerSocket)
 
 	// Everything a browser uses: session + CSRF.
 	web := e.Group("", s.loadSession, s.csrf)
@@ -41,6 +54,8 @@ func (s *Server) routes() {
 	brand := web.Group("/brand/:brand", s.requireKind(models.KindBrand), s.requireBrand(models.RoleOwner, models.RoleReviewer))
 	brand.GET("", s.handleBrandDashboard)
 	brand.GET("/team", s.handleBrandTeam)
+	brand.GET("/queue", s.handleBrandQueue)
+	brand.GET("/conversations/:conversation", s.handleBrandConversation)
 	owner := brand.Group("", s.requireBrand(models.RoleOwner))
 	owner.GET("/settings", s.handleBrandSettingsShow)
 	owner.POST("/settings", s.handleBrandSettingsSave)
@@ -57,6 +72,8 @@ func (s *Server) routes() {
 	agent := web.Group("/agent", s.requireKind(models.KindAgent), s.loadAgent)
 	agent.GET("", s.handleAgentHome)
 	agent.POST("/presence", s.handleAgentPresenceSave)
+	agent.GET("/earnings", s.handleAgentEarnings)
+	web.GET("/ws/agent", s.handleAgentSocket, s.requireKind(models.KindAgent), s.loadAgent)
 
 	// Operator pages.
 	admin := web.Group("/admin", s.requireKind(models.KindOperator))

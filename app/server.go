@@ -10,8 +10,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/handoffhq/handoff/app/realtime"
+	"github.com/handoffhq/handoff/matching"
 	"github.com/handoffhq/handoff/models"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -29,7 +32,23 @@ type Server struct {
 	logins  *limiter
 	mailer  Mailer
 	secure  bool // cookies get Secure: the base URL is https
+
+	hub        *realtime.Hub
+	apiLimit   *limiter
+	dispatcher waker
+	loop       *matching.Dispatcher
+	queueMu    sync.Mutex
+	lastQueue  map[string]string // conversation → last queue frame sent
+
+	// sockets is the context of every websocket; Serve cancels it at
+	// shutdown, since http.Server.Shutdown does not wait for them.
+	sockets     context.Context
+	stopSockets context.CancelFunc
 }
+
+// waker is the dispatcher as handlers see it: something to wake at once
+// when there may be work (an escalation, an agent freed, a decline).
+type waker interface{ Wake() }
 
 // New builds a server over a migrated store.
 func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger) (*Server, error) {
@@ -54,6 +73,12 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	}
 	s.metrics = newMetrics()
 	s.logins = newLimiter(store.Now)
+	s.apiLimit = newLimiter(store.Now)
+	s.hub = realtime.NewHub()
+	s.lastQueue = map[string]string{}
+	s.sockets, s.stopSockets = context.WithCancel(context.Background())
+	s.loop = matching.NewDispatcher(s.dispatchPass, time.Second, log)
+	s.dispatcher = s.loop
 	s.echo = echo.New()
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.handleError
@@ -80,6 +105,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	defer func() { stopLoop(); <-s.loop.Done() }()
+	go s.loop.Run(loopCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -87,6 +115,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	s.stopSockets()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -97,6 +126,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return nil
 }
+
+// RunBackground runs the dispatcher until ctx ends, for callers that serve
+// Handler themselves (tests with httptest). Serve runs it on its own.
+func (s *Server) RunBackground(ctx context.Context) { s.loop.Run(ctx) }
 
 // middleware common to every route, outermost first.
 func (s *Server) baseMiddleware() []echo.MiddlewareFunc {

@@ -56,8 +56,10 @@ func (s *Server) signIn(c echo.Context, u *models.User) error {
 	if err != nil {
 		return err
 	}
+	// Max-Age is measured on the store's clock, like the session's expiry;
+	// time.Until would mix in the wall clock.
 	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true, Secure: s.secure,
-		SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt, MaxAge: int(time.Until(sess.ExpiresAt) / time.Second)})
+		SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt, MaxAge: int(sess.ExpiresAt.Sub(s.store.Now()) / time.Second)})
 	c.Set(ctxUser, u)
 	c.Set(ctxSession, sess)
 	return nil
@@ -137,9 +139,12 @@ func member(c echo.Context) *models.BrandMember {
 	return m
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext keeps a post-login redirect on this site. Browsers drop tabs and
+// line breaks from a Location and read "\" as "/", so "/\t/evil.test" would
+// leave the site: control characters and backslashes are refused anywhere.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
 		return ""
 	}
 	return next

@@ -5,22 +5,39 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 )
 
-// dummyHash is compared against when the email is unknown, so a failed
-// login takes as long whether or not the account exists.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("handoff-no-such-user"), bcrypt.DefaultCost)
+// dummyHashes holds, per bcrypt cost, the hash compared against when the
+// email is unknown, so a failed login takes as long whether or not the
+// account exists. It is made at the store's own cost (a hash at any other
+// cost would make unknown emails measurably faster or slower) and on first
+// use, not at package init, where it cost every importer a bcrypt run.
+var dummyHashes sync.Map // cost int → []byte
+
+func (s *Store) passwordCost() int {
+	if s.PasswordCost == 0 {
+		return bcrypt.DefaultCost
+	}
+	return s.PasswordCost
+}
+
+func (s *Store) dummyHash() []byte {
+	cost := s.passwordCost()
+	if h, ok := dummyHashes.Load(cost); ok {
+		return h.([]byte)
+	}
+	h, _ := bcrypt.GenerateFromPassword([]byte("handoff-no-such-user"), cost)
+	actual, _ := dummyHashes.LoadOrStore(cost, h)
+	return actual.([]byte)
+}
 
 func (s *Store) hashPassword(pw string) (string, error) {
-	cost := s.PasswordCost
-	if cost == 0 {
-		cost = bcrypt.DefaultCost
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), s.passwordCost())
 	return string(h), err
 }
 
@@ -31,7 +48,7 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (*User
 	var u User
 	err := s.DB.WithContext(ctx).Where("email = ?", email).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(password))
 		return nil, fmt.Errorf("unknown email: %w", ErrUnauthorized)
 	}
 	if err != nil {

@@ -174,10 +174,10 @@ func (s *Store) agentStatus(tx *gorm.DB, agentID string) (string, error) {
 	return a.Status, nil
 }
 
-// SuspendAgent suspends an approved agent: status suspended, presence
-// offline, account suspended and every session revoked, in one transaction,
-// so the agent is out at their next request. Callers also close the agent's
-// live connections.
+// SuspendAgent suspends an agent: status suspended, presence offline,
+// account suspended, every session revoked, pending offer withdrawn and
+// chats back in the queue, in one transaction, so the agent is out at their
+// next request. Callers also close the agent's live connections.
 func (s *Store) SuspendAgent(ctx context.Context, operatorID, agentID, reason string) (*Agent, error) {
 	v := &ValidationError{}
 	reason = checkText(v, "reason", reason, true, MaxReasonLen)
@@ -204,6 +204,25 @@ func (s *Store) SuspendAgent(ctx context.Context, operatorID, agentID, reason st
 		if err := revokeUserSessions(tx, a.UserID, now); err != nil {
 			return err
 		}
+		// Their pending offer is withdrawn and their chats go back to the
+		// queue at once, unpaid.
+		var offers []Offer
+		if err := tx.Where("agent_id = ? AND status = ?", a.ID, OfferPending).Find(&offers).Error; err != nil {
+			return err
+		}
+		for _, o := range offers {
+			if err := tx.Model(&Offer{}).Where("id = ? AND status = ?", o.ID, OfferPending).
+				Updates(map[string]any{"status": OfferRescinded, "answered_at": now}).Error; err != nil {
+				return err
+			}
+			if err := requeue(tx, o.ConversationID, now); err != nil {
+				return err
+			}
+		}
+		if err := tx.Model(&Conversation{}).Where("agent_id = ? AND status = ?", a.ID, ConvActive).
+			Updates(map[string]any{"status": ConvQueued, "agent_id": nil, "assigned_at": nil, "queued_at": now, "updated_at": now}).Error; err != nil {
+			return err
+		}
 		return s.audit(tx, operatorID, "", "agent.suspended", "agent", a.ID, map[string]string{"reason": reason})
 	})
 	if err != nil {
@@ -215,10 +234,24 @@ func (s *Store) SuspendAgent(ctx context.Context, operatorID, agentID, reason st
 // SetPresence sets an agent online, away or offline. Only an approved agent
 // may go online or away: anyone else gets ErrForbidden.
 func (s *Store) SetPresence(ctx context.Context, agentID, presence string) error {
+	return s.SetAvailability(ctx, agentID, presence, 0)
+}
+
+// SetAvailability sets presence and, when capacity is not 0, how many chats
+// the agent takes at once (1–3), in one transaction. Only an approved agent
+// may go online or away: anyone else gets ErrForbidden.
+func (s *Store) SetAvailability(ctx context.Context, agentID, presence string, capacity int) error {
+	v := &ValidationError{}
 	switch presence {
 	case PresenceOnline, PresenceAway, PresenceOffline:
 	default:
-		return Invalid("presence", "must be online, away or offline")
+		v.Add("presence", "must be online, away or offline")
+	}
+	if capacity != 0 && (capacity < 1 || capacity > 3) {
+		v.Add("capacity", "must be 1, 2 or 3")
+	}
+	if err := v.Err(); err != nil {
+		return err
 	}
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		now := s.Now()
@@ -226,7 +259,14 @@ func (s *Store) SetPresence(ctx context.Context, agentID, presence string) error
 		if presence != PresenceOffline {
 			q = q.Where("status = ?", AgentApproved)
 		}
-		res := q.Updates(map[string]any{"presence": presence, "last_seen_at": now, "updated_at": now})
+		upd := map[string]any{"presence": presence, "last_seen_at": now, "updated_at": now}
+		if capacity != 0 {
+			upd["max_concurrent"] = capacity
+		}
+		if presence == PresenceOnline {
+			upd["missed_offers"] = 0
+		}
+		res := q.Updates(upd)
 		if res.Error != nil {
 			return res.Error
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // BrandSignup is what a new brand gives to start.
@@ -45,16 +46,13 @@ func (s *Store) SignUpBrand(ctx context.Context, in BrandSignup) (*User, *Brand,
 		if err := s.createUser(tx, u, in.Password); err != nil {
 			return err
 		}
-		slug, err := freeSlug(tx, base)
-		if err != nil {
-			return err
-		}
 		now := s.Now()
-		b = &Brand{ID: NewID(), Name: name, Slug: slug, TimeZone: "UTC", Languages: "en", Currency: "USD",
+		b = &Brand{ID: NewID(), Name: name, TimeZone: "UTC", Languages: "en", Currency: "USD",
 			OfferTimeoutSeconds: 20, MaxWaitSeconds: 900, CreatedAt: now, UpdatedAt: now}
-		if err := tx.Create(b).Error; err != nil {
+		if err := createWithFreeSlug(tx, b, base); err != nil {
 			return err
 		}
+		slug := b.Slug
 		if err := tx.Create(&BrandMember{BrandID: b.ID, UserID: u.ID, Role: RoleOwner, CreatedAt: now}).Error; err != nil {
 			return err
 		}
@@ -66,7 +64,11 @@ func (s *Store) SignUpBrand(ctx context.Context, in BrandSignup) (*User, *Brand,
 	return u, b, nil
 }
 
-func freeSlug(tx *gorm.DB, base string) (string, error) {
+// createWithFreeSlug inserts b under the first free slug of base, base-2,
+// base-3… A slug that a concurrent sign-up takes between the check and the
+// insert is skipped (ON CONFLICT DO NOTHING, which on PostgreSQL waits for
+// that sign-up to finish) instead of failing with a duplicate key.
+func createWithFreeSlug(tx *gorm.DB, b *Brand, base string) error {
 	for i := 1; i < 1000; i++ {
 		slug := base
 		if i > 1 {
@@ -74,13 +76,21 @@ func freeSlug(tx *gorm.DB, base string) (string, error) {
 		}
 		var n int64
 		if err := tx.Model(&Brand{}).Where("slug = ?", slug).Count(&n).Error; err != nil {
-			return "", err
+			return err
 		}
-		if n == 0 {
-			return slug, nil
+		if n > 0 {
+			continue
+		}
+		b.Slug = slug
+		res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "slug"}}, DoNothing: true}).Create(b)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 1 {
+			return nil
 		}
 	}
-	return "", fmt.Errorf("no free slug for %q: %w", base, ErrConflict)
+	return fmt.Errorf("no free slug for %q: %w", base, ErrConflict)
 }
 
 // Brand returns a brand by id.

@@ -574,3 +574,38 @@ func TestAcceptInvitationConcurrently(t *testing.T) {
 		}
 	})
 }
+
+// TestSignUpBrandConcurrently: sign-ups racing for one slug each get the
+// next free one instead of a duplicate-key error.
+func TestSignUpBrandConcurrently(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		const n = 6
+		slugs := make([]string, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, b, err := db.Store.SignUpBrand(context.Background(), models.BrandSignup{Name: "Acme", Email: fmt.Sprintf("owner%d@acme.example", i), Password: testPassword})
+				errs[i] = err
+				if err == nil {
+					slugs[i] = b.Slug
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("concurrent SignUpBrand(Acme) #%d = %v; want nil", i, err)
+			}
+		}
+		sort.Strings(slugs)
+		if want := []string{"acme", "acme-2", "acme-3", "acme-4", "acme-5", "acme-6"}; !reflect.DeepEqual(slugs, want) {
+			t.Errorf("slugs of concurrent sign-ups = %q; want %q", slugs, want)
+		}
+	})
+}

@@ -168,6 +168,8 @@ type Agent struct {
 	DecidedAt      *time.Time
 	Presence       string
 	LastSeenAt     *time.Time
+	MissedOffers   int        // offers missed in a row
+	FreeSince      *time.Time // when the agent last finished a chat
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 

@@ -61,7 +61,7 @@ func TestTimeInLosAngeles(t *testing.T) {
 				return
 			}
 			if got.CreatedAt.Location() != time.UTC {
-				t.Errorf("created_at read back in %v; want UTC", got.CreatedAt.Location())
+				t.Errorf("created_at read back as %v (zone %q); want UTC", got.CreatedAt, got.CreatedAt.Location())
 			}
 			var raw string
 			if err := db.Store.DB.Raw("SELECT CAST(created_at AS TEXT) FROM sessions WHERE id = ?", s.ID).Scan(&raw).Error; err != nil {

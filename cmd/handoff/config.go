@@ -77,14 +77,15 @@ func (e *envFlags) parse(args []string) error {
 	if e.loginRate != "" {
 		r, err := app.ParseLoginRate(e.loginRate, e.cfg.LoginRate)
 		if err != nil {
-			return err
+			// Name the setting: "rate "5": …" alone does not say which.
+			return fmt.Errorf("--login-rate ($HANDOFF_LOGIN_RATE): %w", err)
 		}
 		e.cfg.LoginRate = r
 	}
 	if e.apiRate != "" {
 		r, err := app.ParseRate(e.apiRate)
 		if err != nil {
-			return err
+			return fmt.Errorf("--api-rate ($HANDOFF_API_RATE): %w", err)
 		}
 		e.cfg.APIRate = r
 	}

@@ -1,0 +1,73 @@
+package app
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/handoffhq/handoff/models"
+	"github.com/labstack/echo/v4"
+)
+
+// escalationRequest is the body of POST /api/v1/escalations.
+type escalationRequest struct {
+	ExternalID string `json:"external_id"`
+	Customer   struct {
+		Name  string `json:"name"`
+		Email string `json:"email"`
+	} `json:"customer"`
+	Language   string                   `json:"language"`
+	Skills     []string                 `json:"skills"`
+	Priority   *int                     `json:"priority"`
+	Reason     string                   `json:"reason"`
+	Summary    string                   `json:"summary"`
+	Transcript []models.TranscriptEntry `json:"transcript"`
+	Metadata   map[string]string        `json:"metadata"`
+}
+
+// escalationResponse answers an escalation.
+type escalationResponse struct {
+	ID                   string `json:"id"`
+	Status               string `json:"status"`
+	CustomerURL          string `json:"customer_url"`
+	EstimatedWaitSeconds *int   `json:"estimated_wait_seconds"`
+	QueuePosition        int    `json:"queue_position"`
+	EligibleAgentsOnline int    `json:"eligible_agents_online"`
+}
+
+// handleAPIEscalationCreate hands a customer over: 201 with a new
+// conversation, or 200 with the open one of the same external_id.
+func (s *Server) handleAPIEscalationCreate(c echo.Context) error {
+	var req escalationRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	b := apiBrand(c)
+	conv, created, err := s.store.Escalate(ctx, b.ID, models.Escalation{
+		ExternalID: req.ExternalID, CustomerName: req.Customer.Name, CustomerEmail: req.Customer.Email,
+		Language: req.Language, Skills: req.Skills, Priority: req.Priority, Reason: req.Reason,
+		Summary: req.Summary, Transcript: req.Transcript, Metadata: req.Metadata,
+	})
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		s.wake()
+	}
+	info, err := s.queueInfo(ctx, b, conv)
+	if err != nil {
+		return err
+	}
+	resp := escalationResponse{ID: conv.ID, Status: conv.Status, CustomerURL: s.customerURL(conv.ID),
+		QueuePosition: info.Position, EligibleAgentsOnline: info.EligibleOnline}
+	if info.Known {
+		secs := int((info.Wait + time.Second - 1) / time.Second)
+		resp.EstimatedWaitSeconds = &secs
+	}
+	if created {
+		c.Response().Header().Set("Location", "/api/v1/conversations/"+conv.ID)
+	}
+	return c.JSON(status, resp)
+}

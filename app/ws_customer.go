@@ -1,0 +1,163 @@
+package app
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/handoffhq/handoff/app/realtime"
+	"github.com/handoffhq/handoff/models"
+	"github.com/labstack/echo/v4"
+)
+
+// customerConversation resolves the :token of a customer link to its
+// conversation; a bad link, or a closed conversation, is 404.
+func (s *Server) customerConversation(c echo.Context) (*models.Conversation, error) {
+	id, err := s.keys.VerifyCustomer(c.Param("token"), s.store.Now())
+	if err != nil {
+		return nil, err
+	}
+	conv, err := s.store.ConversationByID(c.Request().Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	if conv.Status == models.ConvClosed {
+		return nil, models.ErrNotFound
+	}
+	return conv, nil
+}
+
+// customerState is what the customer's page shows about their conversation.
+type customerState struct {
+	ID        string `json:"id"`
+	Status    string `json:"status"`
+	BrandName string `json:"brand_name"`
+	AgentName string `json:"agent_name,omitempty"`
+	Rated     bool   `json:"rated"`
+}
+
+func (s *Server) customerStateOf(ctx context.Context, conv *models.Conversation) (*customerState, error) {
+	b, err := s.store.Brand(ctx, conv.BrandID)
+	if err != nil {
+		return nil, err
+	}
+	st := &customerState{ID: conv.ID, Status: conv.Status, BrandName: b.Name, Rated: conv.Rating != nil}
+	if conv.AgentID != nil {
+		a, err := s.store.Agent(ctx, *conv.AgentID)
+		if err != nil {
+			return nil, err
+		}
+		st.AgentName = a.User.DisplayName
+	}
+	return st, nil
+}
+
+// handleCustomerSocket is the customer's websocket: queue updates, the chat,
+// typing and the rating. ?after=N resumes after sequence N.
+func (s *Server) handleCustomerSocket(c echo.Context) error {
+	conv, err := s.customerConversation(c)
+	if err != nil {
+		return err
+	}
+	after, _ := strconv.Atoi(c.QueryParam("after"))
+	conn, err := s.accept(c.Response(), c.Request())
+	if err != nil {
+		return nil
+	}
+	s.metrics.online.Inc()
+	defer s.metrics.online.Dec()
+	ctx, cancel := context.WithCancel(s.sockets)
+	defer cancel()
+	ws := &wsConn{s: s, conn: conn, sub: s.hub.Subscribe(convTopic(conv.ID))}
+	defer s.hub.Unsubscribe(ws.sub)
+	hello := func() error {
+		st, err := s.customerStateOf(ctx, conv)
+		if err != nil {
+			return err
+		}
+		data := map[string]any{"conversation": st}
+		if conv.Status == models.ConvQueued || conv.Status == models.ConvOffered {
+			b, err := s.store.Brand(ctx, conv.BrandID)
+			if err != nil {
+				return err
+			}
+			q, err := s.queueInfo(ctx, b, conv)
+			if err != nil {
+				return err
+			}
+			data["queue"] = q.frame()
+		}
+		if err := ws.send(ctx, "hello", data); err != nil {
+			return err
+		}
+		return ws.resume(ctx, conv.ID, after)
+	}
+	if err := hello(); err != nil {
+		conn.CloseNow()
+		return nil
+	}
+	go func() {
+		ws.pump(ctx)
+		cancel()
+	}()
+	ws.readLoop(ctx, func(ctx context.Context, env realtime.Envelope) error {
+		return s.customerCommand(ctx, ws, conv.ID, env)
+	})
+	cancel()
+	conn.CloseNow()
+	return nil
+}
+
+// customerCommand runs one command from the customer's page.
+func (s *Server) customerCommand(ctx context.Context, ws *wsConn, convID string, env realtime.Envelope) error {
+	switch env.Type {
+	case "message.send":
+		var d struct {
+			Text     string `json:"text"`
+			ClientID string `json:"client_id"`
+		}
+		if err := decodeData(env, &d); err != nil {
+			return err
+		}
+		conv, err := s.store.ConversationByID(ctx, convID)
+		if err != nil {
+			return err
+		}
+		m, created, err := s.store.AddMessage(ctx, convID, models.SenderCustomer, "", d.ClientID, d.Text)
+		if err != nil {
+			return err
+		}
+		if created {
+			s.publishMessage(conv, m)
+		}
+		return ws.send(ctx, "message.ack", map[string]any{"conversation_id": convID, "client_id": d.ClientID, "seq": m.Seq})
+	case "typing":
+		s.publish(convTopic(convID), "typing", map[string]string{"conversation_id": convID, "sender": models.SenderCustomer})
+		return nil
+	case "resume":
+		var d struct {
+			AfterSeq int `json:"after_seq"`
+		}
+		if err := decodeData(env, &d); err != nil {
+			return err
+		}
+		return ws.resume(ctx, convID, d.AfterSeq)
+	case "rate":
+		var d struct {
+			Rating  int    `json:"rating"`
+			Comment string `json:"comment"`
+		}
+		if err := decodeData(env, &d); err != nil {
+			return err
+		}
+		if err := s.store.RateConversation(ctx, convID, d.Rating, d.Comment); err != nil {
+			return err
+		}
+		conv, err := s.store.ConversationByID(ctx, convID)
+		if err != nil {
+			return err
+		}
+		s.publishConversation(conv)
+		return ws.send(ctx, "rated", map[string]int{"rating": d.Rating})
+	}
+	return models.Invalid("type", "unknown command "+env.Type)
+}

@@ -1,0 +1,328 @@
+package models
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// AgentState is an online agent as the dispatcher needs to see them.
+type AgentState struct {
+	ID            string
+	DisplayName   string
+	MaxConcurrent int
+	Presence      string
+	LastSeenAt    *time.Time
+	FreeSince     *time.Time
+	CreatedAt     time.Time
+	Active        int  // conversations in progress
+	PendingOffer  bool // an offer is waiting for their answer
+	Languages     []string
+	Skills        map[string]int
+	RatingSum     float64
+	RatingCount   int
+	ResolvedCount int
+}
+
+// OnlineAgents returns approved, active agents who are online and whose
+// presence lease (last_seen_at) is younger than lease.
+func (s *Store) OnlineAgents(ctx context.Context, lease time.Duration) ([]AgentState, error) {
+	db := s.DB.WithContext(ctx)
+	var agents []Agent
+	err := db.Preload("Languages").Preload("Skills").Preload("User").
+		Joins("JOIN users ON users.id = agents.user_id AND users.status = 'active'").
+		Where("agents.status = ? AND agents.presence = ? AND agents.last_seen_at > ?", AgentApproved, PresenceOnline, s.Now().Add(-lease)).
+		Order("agents.id").Find(&agents).Error
+	if err != nil || len(agents) == 0 {
+		return nil, err
+	}
+	ids := make([]string, len(agents))
+	for i, a := range agents {
+		ids[i] = a.ID
+	}
+	type countRow struct {
+		AgentID string
+		N       int
+		Sum     float64
+		Rated   int
+	}
+	var active, resolved []countRow
+	if err := db.Raw("SELECT agent_id, COUNT(*) AS n FROM conversations WHERE status = ? AND agent_id IN ? GROUP BY agent_id", ConvActive, ids).Scan(&active).Error; err != nil {
+		return nil, err
+	}
+	if err := db.Raw(`SELECT agent_id, COUNT(*) AS n, COALESCE(SUM(rating), 0) AS sum, COUNT(rating) AS rated
+		FROM conversations WHERE status IN ? AND agent_id IN ? GROUP BY agent_id`, []string{ConvResolved, ConvClosed}, ids).Scan(&resolved).Error; err != nil {
+		return nil, err
+	}
+	var pending []string
+	if err := db.Raw("SELECT agent_id FROM offers WHERE status = ? AND agent_id IN ?", OfferPending, ids).Scan(&pending).Error; err != nil {
+		return nil, err
+	}
+	activeBy, resolvedBy, pendingBy := map[string]int{}, map[string]countRow{}, map[string]bool{}
+	for _, r := range active {
+		activeBy[r.AgentID] = r.N
+	}
+	for _, r := range resolved {
+		resolvedBy[r.AgentID] = r
+	}
+	for _, id := range pending {
+		pendingBy[id] = true
+	}
+	out := make([]AgentState, 0, len(agents))
+	for _, a := range agents {
+		st := AgentState{ID: a.ID, MaxConcurrent: a.MaxConcurrent, Presence: a.Presence, LastSeenAt: a.LastSeenAt,
+			FreeSince: a.FreeSince, CreatedAt: a.CreatedAt, Active: activeBy[a.ID], PendingOffer: pendingBy[a.ID],
+			Languages: a.LanguageTags(), Skills: map[string]int{}}
+		if a.User != nil {
+			st.DisplayName = a.User.DisplayName
+		}
+		for _, sk := range a.Skills {
+			st.Skills[sk.Skill] = sk.Level
+		}
+		r := resolvedBy[a.ID]
+		st.ResolvedCount, st.RatingSum, st.RatingCount = r.N, r.Sum, r.Rated
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// QueuedConversations returns conversations waiting for an offer, oldest
+// first (the caller orders by priority).
+func (s *Store) QueuedConversations(ctx context.Context, limit int) ([]Conversation, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	var out []Conversation
+	return out, s.DB.WithContext(ctx).Where("status = ?", ConvQueued).Order("queued_at, id").Limit(limit).Find(&out).Error
+}
+
+// WaitingConversations returns every queued or offered conversation.
+func (s *Store) WaitingConversations(ctx context.Context, brandID string) ([]Conversation, error) {
+	q := s.DB.WithContext(ctx).Where("status IN ?", []string{ConvQueued, ConvOffered}).Order("queued_at, id")
+	if brandID != "" {
+		q = q.Where("brand_id = ?", brandID)
+	}
+	var out []Conversation
+	return out, q.Find(&out).Error
+}
+
+// OfferHistory returns, per conversation, when each agent was last offered
+// it.
+func (s *Store) OfferHistory(ctx context.Context, convIDs []string) (map[string]map[string]time.Time, error) {
+	out := map[string]map[string]time.Time{}
+	if len(convIDs) == 0 {
+		return out, nil
+	}
+	var rows []Offer
+	for start := 0; start < len(convIDs); start += 500 {
+		end := min(start+500, len(convIDs))
+		var part []Offer
+		if err := s.DB.WithContext(ctx).Select("conversation_id, agent_id, created_at").
+			Where("conversation_id IN ?", convIDs[start:end]).Find(&part).Error; err != nil {
+			return nil, err
+		}
+		rows = append(rows, part...)
+	}
+	for _, o := range rows {
+		m := out[o.ConversationID]
+		if m == nil {
+			m = map[string]time.Time{}
+			out[o.ConversationID] = m
+		}
+		if o.CreatedAt.After(m[o.AgentID]) {
+			m[o.AgentID] = o.CreatedAt
+		}
+	}
+	return out, nil
+}
+
+// Brands returns the brands with the given ids.
+func (s *Store) Brands(ctx context.Context, ids []string) (map[string]*Brand, error) {
+	out := map[string]*Brand{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []Brand
+	if err := s.DB.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		out[rows[i].ID] = &rows[i]
+	}
+	return out, nil
+}
+
+// Heartbeat renews an agent's presence lease.
+func (s *Store) Heartbeat(ctx context.Context, agentID string) error {
+	return s.DB.WithContext(ctx).Model(&Agent{}).Where("id = ?", agentID).Update("last_seen_at", s.Now()).Error
+}
+
+// AbandonOverdue abandons every waiting conversation older than its brand's
+// maximum wait, withdrawing its pending offer, and returns them.
+func (s *Store) AbandonOverdue(ctx context.Context) ([]Conversation, []Offer, error) {
+	waiting, err := s.WaitingConversations(ctx, "")
+	if err != nil || len(waiting) == 0 {
+		return nil, nil, err
+	}
+	ids := map[string]bool{}
+	for _, c := range waiting {
+		ids[c.BrandID] = true
+	}
+	brandIDs := make([]string, 0, len(ids))
+	for id := range ids {
+		brandIDs = append(brandIDs, id)
+	}
+	brands, err := s.Brands(ctx, brandIDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.Now()
+	var done []Conversation
+	var rescinded []Offer
+	for _, c := range waiting {
+		b := brands[c.BrandID]
+		if b == nil || now.Sub(c.CreatedAt) < time.Duration(b.MaxWaitSeconds)*time.Second {
+			continue
+		}
+		err := s.tx(ctx, func(tx *gorm.DB) error {
+			res := tx.Model(&Conversation{}).Where("id = ? AND status IN ?", c.ID, []string{ConvQueued, ConvOffered}).
+				Updates(map[string]any{"status": ConvAbandoned, "abandoned_at": now, "abandon_reason": "waited past the brand's maximum", "updated_at": now})
+			if res.Error != nil || res.RowsAffected == 0 {
+				return res.Error
+			}
+			var os []Offer
+			if err := tx.Where("conversation_id = ? AND status = ?", c.ID, OfferPending).Find(&os).Error; err != nil {
+				return err
+			}
+			if err := tx.Model(&Offer{}).Where("conversation_id = ? AND status = ?", c.ID, OfferPending).
+				Updates(map[string]any{"status": OfferRescinded, "answered_at": now}).Error; err != nil {
+				return err
+			}
+			c.Status, c.AbandonedAt = ConvAbandoned, &now
+			done = append(done, c)
+			rescinded = append(rescinded, os...)
+			return nil
+		})
+		if err != nil {
+			return done, rescinded, err
+		}
+	}
+	return done, rescinded, nil
+}
+
+// LapseResult is what LapsePresence changed.
+type LapseResult struct {
+	Withdrawn []Offer        // pending offers of agents whose lease lapsed
+	Requeued  []Conversation // active chats of agents past the grace period
+	Offline   []string       // agents set offline after the grace period
+}
+
+// LapsePresence applies the presence lease: an online or away agent whose
+// last heartbeat is older than lease loses their pending offer; older than
+// grace, their active chats go back to the queue (unpaid) and they are set
+// offline.
+func (s *Store) LapsePresence(ctx context.Context, lease, grace time.Duration) (LapseResult, error) {
+	var out LapseResult
+	now := s.Now()
+	db := s.DB.WithContext(ctx)
+	var lapsed []Offer
+	err := db.Raw(`SELECT offers.* FROM offers JOIN agents ON agents.id = offers.agent_id
+		WHERE offers.status = ? AND (agents.last_seen_at IS NULL OR agents.last_seen_at <= ?)`, OfferPending, now.Add(-lease)).Scan(&lapsed).Error
+	if err != nil {
+		return out, err
+	}
+	for _, o := range lapsed {
+		err := s.tx(ctx, func(tx *gorm.DB) error {
+			res := tx.Model(&Offer{}).Where("id = ? AND status = ?", o.ID, OfferPending).
+				Updates(map[string]any{"status": OfferRescinded, "answered_at": now})
+			if res.Error != nil || res.RowsAffected == 0 {
+				return res.Error
+			}
+			out.Withdrawn = append(out.Withdrawn, o)
+			return requeue(tx, o.ConversationID, now)
+		})
+		if err != nil {
+			return out, err
+		}
+	}
+	var gone []Agent
+	if err := db.Where("presence IN ? AND (last_seen_at IS NULL OR last_seen_at <= ?)",
+		[]string{PresenceOnline, PresenceAway}, now.Add(-grace)).Find(&gone).Error; err != nil {
+		return out, err
+	}
+	for _, a := range gone {
+		err := s.tx(ctx, func(tx *gorm.DB) error {
+			res := tx.Model(&Agent{}).Where("id = ? AND presence IN ? AND (last_seen_at IS NULL OR last_seen_at <= ?)",
+				a.ID, []string{PresenceOnline, PresenceAway}, now.Add(-grace)).
+				Updates(map[string]any{"presence": PresenceOffline, "updated_at": now})
+			if res.Error != nil || res.RowsAffected == 0 {
+				return res.Error
+			}
+			var chats []Conversation
+			if err := tx.Where("agent_id = ? AND status = ?", a.ID, ConvActive).Find(&chats).Error; err != nil {
+				return err
+			}
+			if len(chats) > 0 {
+				if err := tx.Model(&Conversation{}).Where("agent_id = ? AND status = ?", a.ID, ConvActive).
+					Updates(map[string]any{"status": ConvQueued, "agent_id": nil, "assigned_at": nil, "queued_at": now, "updated_at": now}).Error; err != nil {
+					return err
+				}
+			}
+			out.Offline = append(out.Offline, a.ID)
+			out.Requeued = append(out.Requeued, chats...)
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// AgentConversations returns the agent's conversations in progress.
+func (s *Store) AgentConversations(ctx context.Context, agentID string) ([]Conversation, error) {
+	var out []Conversation
+	return out, s.DB.WithContext(ctx).Where("agent_id = ? AND status = ?", agentID, ConvActive).Order("assigned_at, id").Find(&out).Error
+}
+
+// RecentTimes returns the brand's mean handle time (accept to resolve) and
+// mean offer-to-accept time over its last 50 of each, zero when unknown.
+func (s *Store) RecentTimes(ctx context.Context, brandID string) (handle, accept time.Duration, err error) {
+	db := s.DB.WithContext(ctx)
+	var convs []Conversation
+	if err := db.Select("assigned_at, resolved_at").Where("brand_id = ? AND resolved_at IS NOT NULL AND assigned_at IS NOT NULL", brandID).
+		Order("resolved_at DESC").Limit(50).Find(&convs).Error; err != nil {
+		return 0, 0, err
+	}
+	var sum time.Duration
+	for _, c := range convs {
+		sum += c.ResolvedAt.Sub(*c.AssignedAt)
+	}
+	if len(convs) > 0 {
+		handle = sum / time.Duration(len(convs))
+	}
+	var offers []Offer
+	if err := db.Select("offers.created_at, offers.answered_at").Joins("JOIN conversations ON conversations.id = offers.conversation_id").
+		Where("conversations.brand_id = ? AND offers.status = ?", brandID, OfferAccepted).
+		Order("offers.answered_at DESC").Limit(50).Find(&offers).Error; err != nil {
+		return 0, 0, err
+	}
+	sum = 0
+	for _, o := range offers {
+		sum += o.AnsweredAt.Sub(o.CreatedAt)
+	}
+	if len(offers) > 0 {
+		accept = sum / time.Duration(len(offers))
+	}
+	return handle, accept, nil
+}
+
+// RecentConversations returns the brand's newest conversations.
+func (s *Store) RecentConversations(ctx context.Context, brandID string, limit int) ([]Conversation, error) {
+	if limit <= 0 || limit > 500 {
+		limit = 50
+	}
+	var out []Conversation
+	return out, s.DB.WithContext(ctx).Where("brand_id = ?", brandID).Order("created_at DESC, id DESC").Limit(limit).Find(&out).Error
+}
