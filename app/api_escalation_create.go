@@ -54,6 +54,7 @@ func (s *Server) handleAPIEscalationCreate(c echo.Context) error {
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
+		s.publishConversation(conv)
 		s.wake()
 	}
 	info, err := s.queueInfo(ctx, b, conv)

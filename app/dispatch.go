@@ -88,34 +88,29 @@ type brandQueue struct {
 	now            time.Time
 	brand          *models.Brand
 	order          []matching.Conversation
-	cands          []matching.Candidate // as if idle: eligibility only
-	free           map[string]int       // free seats per agent now
+	cands          []matching.Candidate
 	handle, accept time.Duration
 }
 
 func (s *Server) newBrandQueue(ctx context.Context, b *models.Brand, waiting []models.Conversation, agents []models.AgentState) (*brandQueue, error) {
-	q := &brandQueue{now: s.store.Now(), brand: b, free: map[string]int{}}
+	q := &brandQueue{now: s.store.Now(), brand: b, cands: make([]matching.Candidate, len(agents))}
 	for i := range waiting {
 		if waiting[i].BrandID == b.ID {
 			q.order = append(q.order, matchConv(&waiting[i]))
 		}
 	}
 	matching.SortQueue(q.order)
-	// Eligible online: everyone who passes the gates and bars, busy or not;
-	// free seats: what those agents have free now.
-	q.cands = make([]matching.Candidate, len(agents))
 	for i := range agents {
 		q.cands[i] = matchCandidate(&agents[i])
-		if !agents[i].PendingOffer {
-			q.free[agents[i].ID] = max(agents[i].MaxConcurrent-agents[i].Active, 0)
-		}
-		q.cands[i].Active, q.cands[i].HasPendingOffer = 0, false
 	}
 	var err error
 	q.handle, q.accept, err = s.store.RecentTimes(ctx, b.ID)
 	return q, err
 }
 
+// info places one conversation: its position, the agents online who pass
+// its gates and bars (busy or not), and the wait those agents' free seats
+// and recent handle times suggest.
 func (q *brandQueue) info(convID string) queueInfo {
 	var out queueInfo
 	var conv matching.Conversation
@@ -128,12 +123,8 @@ func (q *brandQueue) info(convID string) queueInfo {
 		return out
 	}
 	res := matching.Rank(q.now, conv, matchRules(q.brand), q.cands)
-	out.EligibleOnline = len(res.Ranked)
-	seats := 0
-	for _, r := range res.Ranked {
-		seats += q.free[r.AgentID]
-	}
-	out.Wait, out.Known = matching.EstimateWait(out.Position, out.EligibleOnline, seats, q.handle, q.accept)
+	out.EligibleOnline = res.EligibleOnline
+	out.Wait, out.Known = matching.EstimateWait(out.Position, res.EligibleOnline, res.FreeSeats, q.handle, q.accept)
 	return out
 }
 

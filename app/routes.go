@@ -55,6 +55,7 @@ func (s *Server) routes() {
 	brand.GET("", s.handleBrandDashboard)
 	brand.GET("/team", s.handleBrandTeam)
 	brand.GET("/queue", s.handleBrandQueue)
+	brand.GET("/ws", s.handleBrandSocket)
 	brand.GET("/conversations/:conversation", s.handleBrandConversation)
 	owner := brand.Group("", s.requireBrand(models.RoleOwner))
 	owner.GET("/settings", s.handleBrandSettingsShow)

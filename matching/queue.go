@@ -79,8 +79,9 @@ func EstimateWait(position, eligibleOnline, freeSeats int, avgHandle, avgOfferTo
 // bonusMinor when the brand's waiting conversations per free eligible
 // agent exceed threshold, else 0. threshold 0 (or less) disables surge.
 // waiting counts the brand's queued conversations, the one being offered
-// included; freeEligible the eligible agents with a free seat. Waiting
-// conversations with no free agent at all count as above any threshold.
+// included; freeEligible the agents who could be offered it now (its
+// Result.Eligible). Waiting conversations with no free agent at all count
+// as above any threshold. The bonus is fixed on the offer when it is made.
 func Surge(waiting, freeEligible int, threshold float64, bonusMinor int64) int64 {
 	if !(threshold > 0) || bonusMinor <= 0 || waiting <= 0 {
 		return 0

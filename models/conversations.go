@@ -114,9 +114,9 @@ type Escalation struct {
 	Metadata      map[string]string
 }
 
-// validateEscalation checks an escalation against the brand's catalogue and
+// ValidateEscalation checks an escalation against the brand's catalogue and
 // returns it normalised.
-func validateEscalation(in Escalation, catalogue map[string]bool) (Escalation, error) {
+func ValidateEscalation(in Escalation, catalogue map[string]bool) (Escalation, error) {
 	v := &ValidationError{}
 	in.ExternalID = strings.TrimSpace(in.ExternalID)
 	switch {
@@ -202,7 +202,7 @@ func (s *Store) Escalate(ctx context.Context, brandID string, in Escalation) (*C
 	for _, sk := range skills {
 		catalogue[sk.Slug] = true
 	}
-	in, err = validateEscalation(in, catalogue)
+	in, err = ValidateEscalation(in, catalogue)
 	if err != nil {
 		return nil, false, err
 	}
