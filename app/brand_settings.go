@@ -10,7 +10,7 @@ import (
 )
 
 var settingsFields = []string{"name", "languages", "time_zone", "pay_rate", "currency", "offer_timeout_seconds",
-	"max_wait_seconds", "min_rating", "min_qa_score", "require_certification"}
+	"max_wait_seconds", "min_rating", "min_qa_score", "min_skill_level", "require_certification"}
 
 func (s *Server) settingsView(c echo.Context, b *models.Brand) *View {
 	v := s.newView(c, "Settings · "+b.Name)
@@ -26,6 +26,7 @@ func (s *Server) handleBrandSettingsShow(c echo.Context) error {
 		"pay_rate": models.FormatMoney(b.PayRateMinor, b.Currency), "currency": b.Currency,
 		"offer_timeout_seconds": strconv.Itoa(b.OfferTimeoutSeconds), "max_wait_seconds": strconv.Itoa(b.MaxWaitSeconds),
 		"min_rating": strconv.FormatFloat(b.MinRating, 'f', -1, 64), "min_qa_score": strconv.FormatFloat(b.MinQAScore, 'f', -1, 64),
+		"min_skill_level": strconv.Itoa(b.MinSkillLevel),
 	}
 	if b.RequireCertification {
 		v.Form["require_certification"] = "on"
@@ -79,6 +80,11 @@ func (s *Server) handleBrandSettingsSave(c echo.Context) error {
 	intField("max_wait_seconds", &in.MaxWaitSeconds)
 	floatField("min_rating", &in.MinRating)
 	floatField("min_qa_score", &in.MinQAScore)
+	if strings.TrimSpace(v.Form["min_skill_level"]) == "" {
+		in.MinSkillLevel = 1
+	} else {
+		intField("min_skill_level", &in.MinSkillLevel)
+	}
 	// Report parse errors together with the domain's own checks.
 	if _, err := models.ValidateBrandSettings(in); err != nil || pre.Err() != nil {
 		var ve *models.ValidationError

@@ -23,7 +23,7 @@ func matchConv(c *models.Conversation) matching.Conversation {
 }
 
 func matchRules(b *models.Brand) matching.Rules {
-	return matching.Rules{MinRating: b.MinRating, MinQAScore: b.MinQAScore, RequireCertification: b.RequireCertification}
+	return matching.Rules{MinSkillLevel: b.MinSkillLevel, MinRating: b.MinRating, MinQAScore: b.MinQAScore, RequireCertification: b.RequireCertification}
 }
 
 func matchCandidate(a *models.AgentState) matching.Candidate {

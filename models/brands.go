@@ -48,7 +48,7 @@ func (s *Store) SignUpBrand(ctx context.Context, in BrandSignup) (*User, *Brand,
 		}
 		now := s.Now()
 		b = &Brand{ID: NewID(), Name: name, TimeZone: "UTC", Languages: "en", Currency: "USD",
-			OfferTimeoutSeconds: 20, MaxWaitSeconds: 900, CreatedAt: now, UpdatedAt: now}
+			OfferTimeoutSeconds: 20, MaxWaitSeconds: 900, MinSkillLevel: 1, CreatedAt: now, UpdatedAt: now}
 		if err := createWithFreeSlug(tx, b, base); err != nil {
 			return err
 		}
@@ -145,6 +145,7 @@ type BrandSettings struct {
 	MaxWaitSeconds       int
 	MinRating            float64
 	MinQAScore           float64
+	MinSkillLevel        int // 1–5; 0 means 1
 	RequireCertification bool
 }
 
@@ -152,7 +153,7 @@ type BrandSettings struct {
 func SettingsOf(b *Brand) BrandSettings {
 	return BrandSettings{Name: b.Name, Languages: b.LanguageList(), TimeZone: b.TimeZone, PayRateMinor: b.PayRateMinor,
 		Currency: b.Currency, OfferTimeoutSeconds: b.OfferTimeoutSeconds, MaxWaitSeconds: b.MaxWaitSeconds,
-		MinRating: b.MinRating, MinQAScore: b.MinQAScore, RequireCertification: b.RequireCertification}
+		MinRating: b.MinRating, MinQAScore: b.MinQAScore, MinSkillLevel: b.MinSkillLevel, RequireCertification: b.RequireCertification}
 }
 
 // ValidateBrandSettings checks every field and returns the settings normalised.
@@ -179,6 +180,12 @@ func ValidateBrandSettings(in BrandSettings) (BrandSettings, error) {
 	}
 	if in.MinQAScore < 0 || in.MinQAScore > 100 || in.MinQAScore != in.MinQAScore {
 		v.Add("min_qa_score", "must be between 0 and 100")
+	}
+	if in.MinSkillLevel == 0 {
+		in.MinSkillLevel = 1
+	}
+	if in.MinSkillLevel < 1 || in.MinSkillLevel > 5 {
+		v.Add("min_skill_level", "must be between 1 and 5")
 	}
 	return in, v.Err()
 }
@@ -209,7 +216,7 @@ func (s *Store) UpdateBrandSettings(ctx context.Context, actorID, brandID string
 		upd := map[string]any{
 			"name": in.Name, "languages": strings.Join(in.Languages, ","), "time_zone": in.TimeZone,
 			"pay_rate_minor": in.PayRateMinor, "currency": in.Currency, "offer_timeout_seconds": in.OfferTimeoutSeconds,
-			"max_wait_seconds": in.MaxWaitSeconds, "min_rating": in.MinRating, "min_qa_score": in.MinQAScore,
+			"max_wait_seconds": in.MaxWaitSeconds, "min_rating": in.MinRating, "min_qa_score": in.MinQAScore, "min_skill_level": in.MinSkillLevel,
 			"require_certification": in.RequireCertification, "updated_at": s.Now(),
 		}
 		if err := tx.Model(&Brand{}).Where("id = ?", brandID).Updates(upd).Error; err != nil {
@@ -244,6 +251,7 @@ func diffSettings(a, b BrandSettings) map[string][2]any {
 	add("max_wait_seconds", a.MaxWaitSeconds, b.MaxWaitSeconds)
 	add("min_rating", a.MinRating, b.MinRating)
 	add("min_qa_score", a.MinQAScore, b.MinQAScore)
+	add("min_skill_level", a.MinSkillLevel, b.MinSkillLevel)
 	add("require_certification", a.RequireCertification, b.RequireCertification)
 	return d
 }

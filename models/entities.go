@@ -65,6 +65,7 @@ type Brand struct {
 	MaxWaitSeconds       int
 	MinRating            float64
 	MinQAScore           float64 `gorm:"column:min_qa_score"`
+	MinSkillLevel        int     // every required skill at this level or above (1–5)
 	RequireCertification bool
 	CreatedAt            time.Time
 	UpdatedAt            time.Time

@@ -34,7 +34,7 @@ func TestSchemaSameOnBothDatabases(t *testing.T) {
 			"index agents_status_idx on agents (status, created_at)",
 			"foreign key sessions (user_id) -> users (id) ON DELETE CASCADE",
 			"foreign key api_keys (created_by) -> users (id) ON DELETE SET NULL",
-			"checks brands: 5",
+			"checks brands: 6",
 			"table schema_migrations",
 		} {
 			if !liteFacts[want] {

@@ -316,7 +316,17 @@
   }
 
   function renderMessage(chat, m) {
-    if (typeof m.seq !== "number" || chat.messages.has(m.seq)) return;
+    if (typeof m.seq !== "number") return;
+    var known = chat.messages.get(m.seq);
+    if (known) {
+      if (!known.created_at && m.created_at) {
+        // Shown on its ack before the message itself came: take its time.
+        chat.messages.set(m.seq, m);
+        var shown = chat.list.querySelector('li[data-seq="' + m.seq + '"] .msg-meta');
+        if (shown) shown.textContent = timeOf(m);
+      }
+      return;
+    }
     chat.messages.set(m.seq, m);
     if (m.seq > chat.lastSeq) chat.lastSeq = m.seq;
     if (m.sender === "agent" && m.client_id && chat.pending.has(m.client_id)) {
@@ -358,7 +368,7 @@
     p.li.classList.remove("pending");
     p.li.setAttribute("data-seq", String(d.seq));
     p.li.setAttribute("data-key", String(d.seq));
-    p.li.querySelector(".msg-meta").textContent = new Date().toLocaleTimeString([], timeFmt);
+    p.li.querySelector(".msg-meta").textContent = "sent";
     place(chat.list, p.li);
   }
 

@@ -121,7 +121,17 @@
   }
 
   function renderMessage(m) {
-    if (typeof m.seq !== "number" || state.messages.has(m.seq)) return;
+    if (typeof m.seq !== "number") return;
+    var known = state.messages.get(m.seq);
+    if (known) {
+      if (!known.created_at && m.created_at) {
+        // Shown on its ack before the message itself came: take its time.
+        state.messages.set(m.seq, m);
+        var shown = el.messages.querySelector('li[data-seq="' + m.seq + '"] .msg-meta');
+        if (shown) shown.textContent = timeOf(m);
+      }
+      return;
+    }
     state.messages.set(m.seq, m);
     if (m.seq > state.lastSeq) state.lastSeq = m.seq;
     if (m.sender === "customer" && m.client_id && state.pending.has(m.client_id)) {
@@ -355,7 +365,7 @@
       p.li.classList.remove("pending");
       p.li.setAttribute("data-seq", String(seq));
       p.li.setAttribute("data-key", String(seq));
-      p.li.querySelector(".msg-meta").textContent = new Date().toLocaleTimeString([], timeFmt);
+      p.li.querySelector(".msg-meta").textContent = "sent";
       place(p.li);
     }
     save();

@@ -92,3 +92,5 @@ INSERT INTO platform_fees (id, basis_points, effective_at) VALUES ('initial', 15
 
 ALTER TABLE agents ADD COLUMN missed_offers integer NOT NULL DEFAULT 0;
 ALTER TABLE agents ADD COLUMN free_since timestamptz;
+
+ALTER TABLE brands ADD COLUMN min_skill_level integer NOT NULL DEFAULT 1 CHECK (min_skill_level BETWEEN 1 AND 5);
