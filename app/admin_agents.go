@@ -114,7 +114,7 @@ func (s *Server) handleAdminAgentSuspend(c echo.Context) error {
 	}
 	// Close their sockets at once and tell their customers someone else
 	// will take over.
-	s.hub.Close(agentTopic(id))
+	s.closeAgent(id)
 	for i := range chats {
 		chats[i].Status, chats[i].AgentID = models.ConvQueued, nil
 		s.publishConversation(&chats[i])

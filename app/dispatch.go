@@ -199,28 +199,28 @@ func (s *Server) dispatchPass(ctx context.Context) error {
 		if e.SetAway {
 			data["notice"] = "You missed two offers in a row, so we set you away. Go online again when you are ready."
 		}
-		s.publish(agentTopic(e.AgentID), "offer.expired", data)
-		s.publish(convTopic(e.ConversationID), "conversation", conversationFrame{ID: e.ConversationID, Status: models.ConvQueued})
+		s.emitFrame(agentTopic(e.AgentID), "offer.expired", data)
+		s.emitFrame(convTopic(e.ConversationID), "conversation", conversationFrame{ID: e.ConversationID, Status: models.ConvQueued})
 	}
 	lapse, err := s.store.LapsePresence(ctx, presenceLease, presenceGrace)
 	if err != nil {
 		return err
 	}
 	for _, o := range lapse.Withdrawn {
-		s.publish(agentTopic(o.AgentID), "offer.withdrawn", map[string]string{"offer_id": o.ID, "reason": "We lost your connection."})
+		s.emitFrame(agentTopic(o.AgentID), "offer.withdrawn", map[string]string{"offer_id": o.ID, "reason": "We lost your connection."})
 	}
 	for i := range lapse.Requeued {
 		s.publishConversation(&lapse.Requeued[i])
 	}
 	for _, id := range lapse.Offline {
-		s.publish(agentTopic(id), "presence", map[string]string{"presence": models.PresenceOffline, "notice": "You were offline too long; your chats went back to the queue."})
+		s.emitFrame(agentTopic(id), "presence", map[string]string{"presence": models.PresenceOffline, "notice": "You were offline too long; your chats went back to the queue."})
 	}
 	abandoned, rescinded, err := s.store.AbandonOverdue(ctx)
 	if err != nil {
 		return err
 	}
 	for _, o := range rescinded {
-		s.publish(agentTopic(o.AgentID), "offer.withdrawn", map[string]string{"offer_id": o.ID, "reason": "The customer left."})
+		s.emitFrame(agentTopic(o.AgentID), "offer.withdrawn", map[string]string{"offer_id": o.ID, "reason": "The customer left."})
 	}
 	for i := range abandoned {
 		s.publishConversation(&abandoned[i])
@@ -292,12 +292,10 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		card, err := s.offerCardOf(ctx, o)
-		if err != nil {
+		if err := s.publishOffer(ctx, o); err != nil {
 			return err
 		}
-		s.publish(agentTopic(a.AgentID), "offer", card)
-		s.publish(convTopic(conv.ID), "conversation", conversationFrame{ID: conv.ID, Status: models.ConvOffered})
+		s.emitFrame(convTopic(conv.ID), "conversation", conversationFrame{ID: conv.ID, Status: models.ConvOffered})
 	}
 	return nil
 }

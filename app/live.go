@@ -1,6 +1,8 @@
 package app
 
 import (
+	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/handoffhq/handoff/app/realtime"
@@ -36,6 +38,11 @@ type conversationFrame struct {
 	BrandName string  `json:"brand_name,omitempty"`
 }
 
+// Every event below is delivered in two ways: to this process's sockets
+// through the hub, and to the other instances as ids through peers
+// (PostgreSQL NOTIFY), where the listener reads the rows and delivers the
+// same frames to its own sockets.
+
 // publish encodes one frame and sends it to a topic of this process.
 func (s *Server) publish(topic, typ string, data any) {
 	frame, err := realtime.Encode(typ, data)
@@ -46,15 +53,60 @@ func (s *Server) publish(topic, typ string, data any) {
 	s.hub.Publish(topic, frame)
 }
 
+// emitFrame publishes a frame that carries no user content (ids, states,
+// Handoff's own notices) here and on every other instance.
+func (s *Server) emitFrame(topic, typ string, data any) {
+	s.publish(topic, typ, data)
+	if s.peers != nil {
+		raw, err := json.Marshal(data)
+		if err != nil {
+			return
+		}
+		s.peers.notify(peerEvent{K: "f", T: topic, Y: typ, D: raw})
+	}
+}
+
 // publishMessage delivers a stored message to the conversation's sockets.
 func (s *Server) publishMessage(conv *models.Conversation, m *models.Message) {
 	s.publish(convTopic(conv.ID), "message", messageFrameOf(m))
+	s.peers.notify(peerEvent{K: "m", C: conv.ID, S: m.Seq})
 }
 
 // publishConversation tells the conversation's sockets and its brand's live
-// queue that its state changed.
+// queue that its state changed, with who joined and for which brand.
 func (s *Server) publishConversation(conv *models.Conversation) {
+	s.deliverConversation(context.Background(), conv)
+	s.peers.notify(peerEvent{K: "c", C: conv.ID})
+}
+
+// deliverConversation publishes a conversation frame to this process.
+func (s *Server) deliverConversation(ctx context.Context, conv *models.Conversation) {
 	f := conversationFrame{ID: conv.ID, Status: conv.Status, AgentID: conv.AgentID}
+	if conv.AgentID != nil {
+		if a, err := s.store.Agent(ctx, *conv.AgentID); err == nil {
+			f.AgentName = a.User.DisplayName
+		}
+	}
+	if b, err := s.store.Brand(ctx, conv.BrandID); err == nil {
+		f.BrandName = b.Name
+	}
 	s.publish(convTopic(conv.ID), "conversation", f)
 	s.publish(brandTopic(conv.BrandID), "conversation", f)
+}
+
+// publishOffer shows a new offer to its agent, wherever they are connected.
+func (s *Server) publishOffer(ctx context.Context, o *models.Offer) error {
+	card, err := s.offerCardOf(ctx, o)
+	if err != nil {
+		return err
+	}
+	s.publish(agentTopic(o.AgentID), "offer", card)
+	s.peers.notify(peerEvent{K: "o", O: o.ID, A: o.AgentID})
+	return nil
+}
+
+// closeAgent closes an agent's sockets on every instance (suspension).
+func (s *Server) closeAgent(agentID string) {
+	s.hub.Close(agentTopic(agentID))
+	s.peers.notify(peerEvent{K: "x", A: agentID})
 }

@@ -37,6 +37,7 @@ type Server struct {
 	apiLimit   *limiter
 	dispatcher waker
 	loop       *matching.Dispatcher
+	peers      *peers // nil on SQLite: one instance only
 	queueMu    sync.Mutex
 	lastQueue  map[string]string // conversation → last queue frame sent
 
@@ -76,8 +77,11 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	s.apiLimit = newLimiter(store.Now)
 	s.hub = realtime.NewHub()
 	s.lastQueue = map[string]string{}
+	if store.Dialect == models.Postgres {
+		s.peers = newPeers(s, cfg.DatabaseURL)
+	}
 	s.sockets, s.stopSockets = context.WithCancel(context.Background())
-	s.loop = matching.NewDispatcher(s.dispatchPass, time.Second, log)
+	s.loop = matching.NewDispatcher(func(ctx context.Context) error { return s.exclusivePass(ctx, s.dispatchPass) }, time.Second, log)
 	s.dispatcher = s.loop
 	s.echo = echo.New()
 	s.echo.HideBanner, s.echo.HidePort = true, true
@@ -106,8 +110,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	loopCtx, stopLoop := context.WithCancel(ctx)
-	defer func() { stopLoop(); <-s.loop.Done() }()
-	go s.loop.Run(loopCtx)
+	done := make(chan struct{})
+	defer func() { stopLoop(); <-done }()
+	go func() { s.RunBackground(loopCtx); close(done) }()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -127,9 +132,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// RunBackground runs the dispatcher until ctx ends, for callers that serve
-// Handler themselves (tests with httptest). Serve runs it on its own.
-func (s *Server) RunBackground(ctx context.Context) { s.loop.Run(ctx) }
+// RunBackground runs the dispatcher and, on PostgreSQL, the cross-instance
+// fan-out until ctx ends, for callers that serve Handler themselves (tests
+// with httptest). Serve runs it on its own.
+func (s *Server) RunBackground(ctx context.Context) {
+	if s.peers != nil {
+		go s.peers.run(ctx)
+	}
+	s.loop.Run(ctx)
+}
 
 // middleware common to every route, outermost first.
 func (s *Server) baseMiddleware() []echo.MiddlewareFunc {

@@ -247,7 +247,7 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 		if err != nil {
 			return err
 		}
-		s.announceAssigned(ctx, conv)
+		s.publishConversation(conv)
 		return a.send(ctx, "offer.accepted", map[string]any{"offer_id": d.OfferID, "chat": ch})
 	case "offer.decline":
 		var d struct {
@@ -300,7 +300,7 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 		if err != nil {
 			return err
 		}
-		s.publish(convTopic(conv.ID), "typing", map[string]string{"conversation_id": conv.ID, "sender": models.SenderAgent})
+		s.emitFrame(convTopic(conv.ID), "typing", map[string]string{"conversation_id": conv.ID, "sender": models.SenderAgent})
 		return nil
 	case "resume":
 		var d struct {
@@ -355,21 +355,6 @@ func (c *wsConn) resume(ctx context.Context, convID string, after int) error {
 			return nil
 		}
 	}
-}
-
-// announceAssigned tells the customer and the brand who joined.
-func (s *Server) announceAssigned(ctx context.Context, conv *models.Conversation) {
-	f := conversationFrame{ID: conv.ID, Status: conv.Status, AgentID: conv.AgentID}
-	if conv.AgentID != nil {
-		if a, err := s.store.Agent(ctx, *conv.AgentID); err == nil {
-			f.AgentName = a.User.DisplayName
-		}
-	}
-	if b, err := s.store.Brand(ctx, conv.BrandID); err == nil {
-		f.BrandName = b.Name
-	}
-	s.publish(convTopic(conv.ID), "conversation", f)
-	s.publish(brandTopic(conv.BrandID), "conversation", f)
 }
 
 // wake asks the dispatcher for a pass, when one runs in this process.

@@ -131,7 +131,7 @@ func (s *Server) customerCommand(ctx context.Context, ws *wsConn, convID string,
 		}
 		return ws.send(ctx, "message.ack", map[string]any{"conversation_id": convID, "client_id": d.ClientID, "seq": m.Seq})
 	case "typing":
-		s.publish(convTopic(convID), "typing", map[string]string{"conversation_id": convID, "sender": models.SenderCustomer})
+		s.emitFrame(convTopic(convID), "typing", map[string]string{"conversation_id": convID, "sender": models.SenderCustomer})
 		return nil
 	case "resume":
 		var d struct {

@@ -146,7 +146,7 @@
       .concat(declineReasons.map(function (r) { return h("option", { value: r, text: r }); }))
       .concat([h("option", { value: "other", text: "Other…" })]));
     var n = h("article", { id: "offer-card", class: "offer-card", role: "alertdialog", "aria-labelledby": "offer-title",
-      "aria-describedby": "offer-summary" }, [
+      "aria-describedby": "offer-summary", "data-offer": card.offer_id, "data-conversation": card.conversation_id }, [
       h("header", { class: "offer-head" }, [
         h("div", null, [h("p", { class: "offer-kicker", text: "New chat offer" }), h("h3", { id: "offer-title", text: card.brand_name })]),
         h("p", { class: "offer-pay" }, [h("strong", { id: "offer-pay", text: card.pay }), surge])

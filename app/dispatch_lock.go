@@ -1,0 +1,53 @@
+package app
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"time"
+
+	"github.com/handoffhq/handoff/models"
+)
+
+// dispatchLockID is the PostgreSQL advisory lock that lets one instance at
+// a time run a dispatch pass ("dispatch" in ASCII).
+const dispatchLockID = 0x6469737061746368
+
+// exclusivePass runs pass while holding the dispatch lock on PostgreSQL, so
+// several instances share the dispatcher's work without doing it twice.
+// When another instance holds it, this one skips and looks again shortly:
+// that instance's pass or the next one sees the same rows. On SQLite (one
+// instance) the pass just runs.
+func (s *Server) exclusivePass(ctx context.Context, pass func(context.Context) error) error {
+	if s.store.Dialect != models.Postgres {
+		return pass(ctx)
+	}
+	sqlDB, err := s.store.DB.DB()
+	if err != nil {
+		return err
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var got bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", dispatchLockID).Scan(&got); err != nil {
+		return err
+	}
+	if !got {
+		time.AfterFunc(5*time.Millisecond, s.wake)
+		return nil
+	}
+	defer unlock(conn)
+	return pass(ctx)
+}
+
+func unlock(conn *sql.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", dispatchLockID); err != nil {
+		// The lock dies with the session: make sure this one is not reused.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}

@@ -1,0 +1,150 @@
+package app
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/handoffhq/handoff/models"
+	"github.com/handoffhq/handoff/models/modeltest"
+)
+
+// secondInstance is another server on the same PostgreSQL database, with
+// its own pool, hub, dispatcher and listener: a second `handoff serve`.
+func secondInstance(t *testing.T, db *modeltest.DB) *testServer {
+	t.Helper()
+	st, err := models.Open(context.Background(), db.URL, models.Options{Clock: db.Clock, Log: db.Store.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	st.PasswordCost = db.Store.PasswordCost
+	return newTestServer(t, &modeltest.DB{Name: db.Name, URL: db.URL, Store: st, Clock: db.Clock})
+}
+
+// runInstances starts the background work of each server and waits until
+// each listens for the others.
+func runInstances(t *testing.T, servers ...*testServer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, ts := range servers {
+		wg.Add(1)
+		go func() { defer wg.Done(); ts.srv.RunBackground(ctx) }()
+	}
+	for _, ts := range servers {
+		select {
+		case <-ts.srv.peers.ready:
+		case <-time.After(15 * time.Second):
+			t.Fatal("listener did not start")
+		}
+	}
+}
+
+func TestTwoInstancesDeliverOffersAndMessages(t *testing.T) {
+	db := modeltest.Postgres(t)
+	w := newLiveWorld(t, db) // instance A: w.ts
+	b := secondInstance(t, db)
+	runInstances(t, w.ts, b)
+
+	maya := dialLive(t, w.ts, w.mayaC, "/ws/agent") // Maya is connected to A
+	maya.next("hello")
+	maya.send("presence", map[string]any{"status": "online", "capacity": 1})
+	maya.next("presence")
+
+	// The bot posts to B; B's dispatcher offers it; Maya on A gets it.
+	bw := *w
+	bw.ts = b
+	esc := bw.escalate(t, "cross-1")
+	card := decodeInto[offerCard](t, maya.next("offer"))
+	if card.ConversationID != esc.ID {
+		t.Fatalf("offer for %s; want %s", card.ConversationID, esc.ID)
+	}
+	customer := dialLive(t, b, nil, customerPath(esc.CustomerURL)+"/ws") // the customer is on B
+	customer.next("hello")
+	maya.send("offer.accept", map[string]string{"offer_id": card.OfferID})
+	maya.next("offer.accepted")
+	for decodeInto[conversationFrame](t, customer.next("conversation")).AgentName != "Maya" {
+	}
+	maya.send("message.send", map[string]string{"conversation_id": esc.ID, "text": "Hi from A", "client_id": "a1"})
+	for {
+		m := decodeInto[messageFrame](t, customer.next("message"))
+		if m.Sender == models.SenderAgent {
+			if m.Text != "Hi from A" {
+				t.Fatalf("customer on B got %q", m.Text)
+			}
+			break
+		}
+	}
+	customer.send("message.send", map[string]string{"text": "Hi from B", "client_id": "c1"})
+	for {
+		m := decodeInto[messageFrame](t, maya.next("message"))
+		if m.Sender == models.SenderCustomer {
+			if m.Text != "Hi from B" {
+				t.Fatalf("Maya on A got %q", m.Text)
+			}
+			break
+		}
+	}
+}
+
+func TestParallelAcceptsAcrossInstances(t *testing.T) {
+	db := modeltest.Postgres(t)
+	w := newLiveWorld(t, db)
+	b := secondInstance(t, db)
+	ctx := context.Background()
+	if err := db.Store.SetAvailability(ctx, w.maya.ID, models.PresenceOnline, 1); err != nil {
+		t.Fatal(err)
+	}
+	esc := w.escalate(t, "race-1")
+	o, err := db.Store.CreateOffer(ctx, models.NewOffer{ConversationID: esc.ID, AgentID: w.maya.ID, PayMinor: 450, Currency: "USD", Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 50 sockets of Maya, half on each instance, accept at once.
+	var socks []*liveWS
+	for i := 0; i < 50; i++ {
+		ts := w.ts
+		if i%2 == 1 {
+			ts = b
+		}
+		s := dialLive(t, ts, w.mayaC, "/ws/agent")
+		s.next("hello")
+		socks = append(socks, s)
+	}
+	var wg sync.WaitGroup
+	for _, s := range socks {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.send("offer.accept", map[string]string{"offer_id": o.ID}) }()
+	}
+	wg.Wait()
+	won, lost := 0, 0
+	for _, s := range socks {
+		for counted := false; !counted; {
+			select {
+			case env := <-s.frames:
+				<-s.raw
+				switch env.Type {
+				case "offer.accepted":
+					won, counted = won+1, true
+				case "offer.failed":
+					lost, counted = lost+1, true
+				case "error":
+					t.Fatalf("accept answered error %s", env.Data)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("no answer to an accept")
+			}
+		}
+	}
+	if won != 1 || lost != 49 {
+		t.Fatalf("accepted %d, refused %d; want exactly 1 and 49", won, lost)
+	}
+	var n int64
+	db.Store.DB.Table("conversations").Where("id = ? AND status = ? AND agent_id = ?", esc.ID, models.ConvActive, w.maya.ID).Count(&n)
+	if n != 1 {
+		t.Fatalf("conversation assigned %d times; want once", n)
+	}
+}

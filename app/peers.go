@@ -1,0 +1,213 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/handoffhq/handoff/models"
+	"github.com/jackc/pgx/v5"
+)
+
+// Cross-instance fan-out over PostgreSQL LISTEN/NOTIFY. Each instance
+// batches the ids that changed and sends at most one NOTIFY every
+// notifyEvery, after the change committed and outside any transaction (a
+// NOTIFY inside a busy transaction serialises every commit). Payloads carry
+// ids and Handoff's own small frames, never message bodies; listeners read
+// the rows and deliver the frames to their own sockets.
+const (
+	notifyChannel  = "handoff_events"
+	notifyEvery    = 2 * time.Millisecond
+	notifyMaxBytes = 7000 // PostgreSQL refuses payloads of 8,000 bytes
+	peerQueue      = 1 << 16
+)
+
+// peerEvent is one change for the other instances.
+type peerEvent struct {
+	K string          `json:"k"`           // m message, c conversation, o offer, f frame, x close agent
+	C string          `json:"c,omitempty"` // conversation id
+	S int             `json:"s,omitempty"` // message sequence number
+	O string          `json:"o,omitempty"` // offer id
+	A string          `json:"a,omitempty"` // agent id
+	T string          `json:"t,omitempty"` // topic of a frame
+	Y string          `json:"y,omitempty"` // type of a frame
+	D json.RawMessage `json:"d,omitempty"` // data of a frame (no user content)
+}
+
+// peerBatch is one NOTIFY payload.
+type peerBatch struct {
+	From   string      `json:"i"`
+	Events []peerEvent `json:"e"`
+}
+
+// peers sends this instance's events to the others and delivers theirs.
+type peers struct {
+	s       *Server
+	id      string
+	url     string
+	in      chan peerEvent
+	dropped atomic.Int64
+	log     *slog.Logger
+	ready   chan struct{} // closed once the first LISTEN is in place
+	once    sync.Once
+}
+
+func newPeers(s *Server, url string) *peers {
+	return &peers{s: s, id: models.NewID(), url: url, in: make(chan peerEvent, peerQueue),
+		log: s.log.With("component", "peers"), ready: make(chan struct{})}
+}
+
+// notify queues an event for the other instances. It never blocks: when
+// the queue is full the event is dropped and counted, and clients catch up
+// from the database when they resume.
+func (p *peers) notify(ev peerEvent) {
+	if p == nil {
+		return
+	}
+	select {
+	case p.in <- ev:
+	default:
+		p.dropped.Add(1)
+	}
+}
+
+// run sends batches and listens until ctx ends, reconnecting after errors.
+func (p *peers) run(ctx context.Context) {
+	go p.send(ctx)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := p.listen(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.Warn("listener lost its connection; reconnecting", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// send flushes queued events as NOTIFY payloads, at most one every
+// notifyEvery.
+func (p *peers) send(ctx context.Context) {
+	var batch []peerEvent
+	size := 0
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		b, err := json.Marshal(peerBatch{From: p.id, Events: batch})
+		batch, size = batch[:0], 0
+		if err != nil {
+			return
+		}
+		for attempt := 0; attempt < 3; attempt++ {
+			err = p.s.store.DB.WithContext(ctx).Exec("SELECT pg_notify(?, ?)", notifyChannel, string(b)).Error
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil && ctx.Err() == nil {
+			p.log.Warn("notify failed", "err", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-p.in:
+			batch = append(batch, ev)
+			size += eventSize(ev)
+		}
+		deadline := time.After(notifyEvery)
+	collect:
+		for size < notifyMaxBytes {
+			select {
+			case ev := <-p.in:
+				batch = append(batch, ev)
+				size += eventSize(ev)
+			case <-deadline:
+				break collect
+			case <-ctx.Done():
+				return
+			}
+		}
+		flush()
+	}
+}
+
+func eventSize(ev peerEvent) int {
+	return 40 + len(ev.C) + len(ev.O) + len(ev.A) + len(ev.T) + len(ev.Y) + len(ev.D)
+}
+
+// listen holds one LISTEN connection and delivers what the others send.
+func (p *peers) listen(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, p.url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
+	}
+	p.once.Do(func() { close(p.ready) })
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		var b peerBatch
+		if json.Unmarshal([]byte(n.Payload), &b) != nil || b.From == p.id {
+			continue
+		}
+		for _, ev := range b.Events {
+			p.deliver(ctx, ev)
+		}
+	}
+}
+
+// deliver turns another instance's event into frames for this instance's
+// sockets, reading the rows only when someone here is listening.
+func (p *peers) deliver(ctx context.Context, ev peerEvent) {
+	s := p.s
+	switch ev.K {
+	case "f":
+		if s.hub.Count(ev.T) > 0 {
+			s.publish(ev.T, ev.Y, ev.D)
+		}
+	case "m":
+		if s.hub.Count(convTopic(ev.C)) == 0 {
+			return
+		}
+		msgs, err := s.store.Messages(ctx, ev.C, ev.S-1, 1)
+		if err == nil && len(msgs) == 1 {
+			s.publish(convTopic(ev.C), "message", messageFrameOf(&msgs[0]))
+		}
+	case "c":
+		conv, err := s.store.ConversationByID(ctx, ev.C)
+		if err != nil || s.hub.Count(convTopic(conv.ID))+s.hub.Count(brandTopic(conv.BrandID)) == 0 {
+			return
+		}
+		s.deliverConversation(ctx, conv)
+	case "o":
+		if s.hub.Count(agentTopic(ev.A)) == 0 {
+			return
+		}
+		o, err := s.store.Offer(ctx, ev.O)
+		if err != nil || o.Status != models.OfferPending {
+			return
+		}
+		if card, err := s.offerCardOf(ctx, o); err == nil {
+			s.publish(agentTopic(o.AgentID), "offer", card)
+		}
+	case "x":
+		s.hub.Close(agentTopic(ev.A))
+	}
+}
