@@ -225,6 +225,9 @@ func (s *Server) dispatchPass(ctx context.Context) error {
 	for i := range abandoned {
 		s.publishConversation(&abandoned[i])
 	}
+	if _, err := s.store.CloseResolved(ctx); err != nil {
+		return err
+	}
 	if err := s.offerQueued(ctx); err != nil {
 		return err
 	}

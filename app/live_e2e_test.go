@@ -397,6 +397,32 @@ func TestLiveHandoffEndToEnd(t *testing.T) {
 		if err != nil || len(earnings) != 1 || earnings[0].NetMinor != 382 {
 			t.Fatalf("earnings %+v, %v; want one of 382", earnings, err)
 		}
+		// The brand sees the timeline with each offer and why; the agent
+		// sees the earning.
+		owner := w.ts.client()
+		owner.login("owner@acme.test", testPassword)
+		res2, page := owner.get("/brand/" + w.brand.ID + "/conversations/" + esc.ID)
+		for _, want := range []string{"Escalated", "Offered to Maya", "declined", "not my topic", "Offered to Tom", "expired", "accepted", "Resolved", "refunded the double charge", "Rated 5", "Ranked 1 of"} {
+			if res2.StatusCode != http.StatusOK || !strings.Contains(page, want) {
+				t.Fatalf("timeline (%d) lacks %q", res2.StatusCode, want)
+			}
+		}
+		if strings.Contains(page, "ada@example.com") {
+			t.Fatal("the timeline shows the customer's email")
+		}
+		if res2, page = owner.get("/brand/" + w.brand.ID + "/queue"); res2.StatusCode != http.StatusOK || !strings.Contains(page, "chat-1") {
+			t.Fatalf("live queue page = %d without the conversation", res2.StatusCode)
+		}
+		if res2, page = w.mayaC.get("/agent/earnings"); res2.StatusCode != http.StatusOK || !strings.Contains(page, "3.82 USD") {
+			t.Fatalf("earnings page = %d without 3.82 USD", res2.StatusCode)
+		}
+		// After the rating window the conversation closes and the link ends.
+		db.Clock.Advance(models.RatingWindow)
+		w.heartbeat(t, w.maya, w.tom)
+		w.pass(t)
+		if res2, _ = w.ts.client().get(customerPath(esc.CustomerURL)); res2.StatusCode != http.StatusGone {
+			t.Fatalf("customer link after closing = %d; want 410", res2.StatusCode)
+		}
 		if log := w.ts.log.String(); strings.Contains(log, "secret-body-text") || strings.Contains(log, "Hello Ada") || strings.Contains(log, "ada@example.com") {
 			t.Fatal("the server log contains message bodies or the customer's email")
 		}

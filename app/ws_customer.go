@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 
 	"github.com/handoffhq/handoff/app/realtime"
@@ -21,7 +22,7 @@ func (s *Server) customerConversation(c echo.Context) (*models.Conversation, err
 		return nil, err
 	}
 	if conv.Status == models.ConvClosed {
-		return nil, models.ErrNotFound
+		return nil, echo.NewHTTPError(http.StatusGone, "This conversation has ended. Start a new chat from the brand's website.")
 	}
 	return conv, nil
 }

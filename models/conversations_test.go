@@ -309,3 +309,29 @@ func TestDeclineRequeues(t *testing.T) {
 		}
 	})
 }
+
+func TestCloseResolvedAfterRatingWindow(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		c := f.escalate(t, "chat-close")
+		o := f.offer(t, c)
+		if _, _, err := db.Store.AcceptOffer(ctx, f.agent.ID, o.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := db.Store.ResolveConversation(ctx, f.agent.ID, c.ID, "done"); err != nil {
+			t.Fatal(err)
+		}
+		db.Clock.Advance(models.RatingWindow - time.Second)
+		if n, err := db.Store.CloseResolved(ctx); err != nil || n != 0 {
+			t.Fatalf("CloseResolved inside the window = %d, %v; want 0", n, err)
+		}
+		db.Clock.Advance(time.Second)
+		if n, err := db.Store.CloseResolved(ctx); err != nil || n != 1 {
+			t.Fatalf("CloseResolved after the window = %d, %v; want 1", n, err)
+		}
+		if err := db.Store.RateConversation(ctx, c.ID, 4, ""); !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("rating a closed conversation = %v; want ErrConflict", err)
+		}
+	})
+}

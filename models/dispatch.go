@@ -326,3 +326,16 @@ func (s *Store) RecentConversations(ctx context.Context, brandID string, limit i
 	var out []Conversation
 	return out, s.DB.WithContext(ctx).Where("brand_id = ?", brandID).Order("created_at DESC, id DESC").Limit(limit).Find(&out).Error
 }
+
+// RatingWindow is how long after resolution a customer may rate; after it
+// the conversation closes and its customer link stops working.
+const RatingWindow = 24 * time.Hour
+
+// CloseResolved closes resolved conversations whose rating window is over
+// and returns how many.
+func (s *Store) CloseResolved(ctx context.Context) (int64, error) {
+	now := s.Now()
+	res := s.DB.WithContext(ctx).Model(&Conversation{}).Where("status = ? AND resolved_at <= ?", ConvResolved, now.Add(-RatingWindow)).
+		Updates(map[string]any{"status": ConvClosed, "closed_at": now, "updated_at": now})
+	return res.RowsAffected, res.Error
+}
