@@ -20,9 +20,9 @@ import (
 	"github.com/handoffhq/handoff/models/modeltest"
 )
 
-// liveStep bounds one step of the live browser test. It only turns a hang
+// liveUIStep bounds one step of the live browser test. It only turns a hang
 // into a failure; nothing asserts how fast anything is.
-const liveStep = 30 * time.Second
+const liveUIStep = 30 * time.Second
 
 // TestBrowserLiveHandoff drives a whole handoff in headless Chromium, with
 // the dispatcher running: an agent goes online in the live console, a bot
@@ -31,69 +31,13 @@ const liveStep = 30 * time.Second
 // resolves and earns, and the customer rates.
 func TestBrowserLiveHandoff(t *testing.T) {
 	t.Parallel() // it mostly waits on Chromium, a process of its own
-	br := newLiveBrowser(t)
-	db := modeltest.SQLite(t)
+	// (1) Maya is online in her console.
+	w := newLiveUIWorld(t)
+	br, db, ts, agent, maya, key := w.br, w.db, w.ts, w.agent, w.maya, w.key
 	ctx := context.Background()
-	ts := newTestServer(t, db)
-	br.base = ts.ts.URL
-
-	// The dispatcher sweeps every second with the real clock; the store's
-	// clock is fake and stands still, so the offer's time left stays full.
-	loopCtx, stopLoop := context.WithCancel(ctx)
-	loopDone := make(chan struct{})
-	go func() {
-		defer close(loopDone)
-		ts.srv.RunBackground(loopCtx)
-	}()
-	t.Cleanup(func() {
-		stopLoop()
-		<-loopDone
-	})
-
-	// A brand with a billing skill that pays 4.50 a conversation, and its key.
-	owner, brand := mustBrand(t, db, "Acme", "owner@acme.test")
-	if _, err := db.Store.AddSkill(ctx, owner.ID, brand.ID, "billing"); err != nil {
-		t.Fatalf("AddSkill: %v", err)
-	}
-	settings := models.SettingsOf(brand)
-	settings.PayRateMinor = 450
-	if _, err := db.Store.UpdateBrandSettings(ctx, owner.ID, brand.ID, settings); err != nil {
-		t.Fatalf("UpdateBrandSettings: %v", err)
-	}
-	key, _, err := db.Store.CreateAPIKey(ctx, owner.ID, brand.ID, "Acme bot")
-	if err != nil {
-		t.Fatalf("CreateAPIKey: %v", err)
-	}
-
-	// An approved agent, Maya, who does billing in English.
-	maya, err := db.Store.ApplyAsAgent(ctx, models.AgentApplication{DisplayName: "Maya", Email: "maya@agents.test",
-		Password: testPassword, Languages: []string{"en"}, Skills: map[string]int{"billing": 4},
-		Bio: "Billing support for six years.", MaxConcurrent: 2})
-	if err != nil {
-		t.Fatalf("ApplyAsAgent: %v", err)
-	}
-	op := mustOperator(t, db, "ops@handoff.test")
-	if err := db.Store.DecideApplication(ctx, op.ID, maya.ID, true, ""); err != nil {
-		t.Fatalf("approve Maya: %v", err)
-	}
-
-	// (1) Maya signs in, opens her console and goes online over the socket.
-	agent := br.tab("agent")
-	agent.open("/login")
-	agent.typeInto("#email", "maya@agents.test")
-	agent.typeInto("#password", testPassword)
-	agent.submit("sign in", "main form button[type=submit]")
-	agent.open("/agent")
-	agent.waitFor("the console connects", `document.querySelector("#socket-state").dataset.state === "open"`)
-	agent.click(`#live-console button[data-presence="online"]`)
-	agent.waitFor("presence online", `document.querySelector("#presence-state").textContent.trim() === "online"`)
-	agent.shot("online")
-	if a, err := db.Store.Agent(ctx, maya.ID); err != nil || a.Presence != models.PresenceOnline {
-		t.Fatalf("stored agent after going online = %+v, %v; want online", a, err)
-	}
 
 	// (2) The bot escalates Ada's chat.
-	esc := liveEscalate(t, ts.ts.URL, key)
+	esc := liveUIEscalate(t, ts.ts.URL, key, "chat-8812")
 	convID := esc.ID
 
 	// (3) Ada opens her link: the bot transcript and her place in line.
@@ -139,15 +83,36 @@ func TestBrowserLiveHandoff(t *testing.T) {
 	// (6) They chat.
 	agent.typeInto(pane+" .composer input[name=text]", "Hello Ada")
 	agent.click(pane + " .composer button[type=submit]")
-	customer.waitFor("Maya's message", liveCountJS("#messages", "Hello Ada")+` === 1`)
+	customer.waitFor("Maya's message", liveUICount("#messages", "Hello Ada")+` === 1`)
 	customer.typeInto("#composer-text", "Thanks!")
 	customer.click("#composer button[type=submit]")
-	agent.waitFor("Ada's message", liveCountJS(pane+" .messages", "Thanks!")+` === 1`)
+	agent.waitFor("Ada's message", liveUICount(pane+" .messages", "Thanks!")+` === 1`)
 	customer.waitFor("Ada's message acknowledged", `document.querySelectorAll("#messages li.pending").length === 0`)
 	agent.waitFor("Maya's message acknowledged", `document.querySelectorAll("`+pane+` li.pending").length === 0`)
 	agent.shot("chatting")
 	customer.shot("chatting")
 	br.phoneShots("chatting")
+
+	// (6b) Both connections drop while Ada sends a message: both pages
+	// reconnect by themselves, and the message arrives once.
+	topic := convTopic(convID)
+	ts.srv.hub.Close(topic)
+	customer.typeInto("#composer-text", "Still here")
+	customer.click("#composer button[type=submit]")
+	liveUIEventually(t, "both pages back on the conversation", func() bool { return ts.srv.hub.Count(topic) == 2 })
+	agent.waitFor("Ada's message after the drop", liveUICount(pane+" .messages", "Still here")+` === 1`)
+	customer.waitFor("the message acknowledged after the drop", `document.querySelectorAll("#messages li.pending").length === 0`)
+	agent.typeInto(pane+" .composer input[name=text]", "Great, I am on it")
+	agent.click(pane + " .composer button[type=submit]")
+	customer.waitFor("Maya's message after the drop", liveUICount("#messages", "Great, I am on it")+` === 1`)
+	customer.expectSeqs("#messages", 6)
+	agent.expectSeqs(pane+" .messages", 6)
+
+	// A reload shows the whole conversation again, each message once.
+	customer.openURL(esc.CustomerURL)
+	customer.waitFor("the conversation after a reload", `document.querySelectorAll("#messages li[data-seq]").length === 6`)
+	customer.waitFor("the joined line after a reload", `document.querySelector("#messages li.msg-system") !== null`)
+	customer.expectSeqs("#messages", 6)
 
 	// (7) Maya resolves with a note and sees what she earned.
 	agent.click(pane + ` button[data-action="resolve"]`)
@@ -190,21 +155,172 @@ func TestBrowserLiveHandoff(t *testing.T) {
 	}
 
 	// Every message is shown once, in order, on both sides.
-	customer.expectSeqs("#messages", 4)
+	customer.expectSeqs("#messages", 6)
 	br.checkProblems()
 }
 
-// liveEscalation is the part of the 201 answer the test uses.
-type liveEscalation struct {
+// TestBrowserLiveDeclineAndMissedOffers: Maya declines an offer with a
+// reason, then lets two run out; the console removes each card with a word
+// on why, and after the second miss shows she was set away.
+func TestBrowserLiveDeclineAndMissedOffers(t *testing.T) {
+	t.Parallel()
+	w := newLiveUIWorld(t)
+	db, agent := w.db, w.agent
+	ctx := context.Background()
+	offered := func(conv string) string {
+		return `document.querySelector('#offer-card[data-conversation="` + conv + `"]')`
+	}
+	// moveClock moves the store's clock in steps shorter than the presence
+	// lease, renewing Maya's lease after each, as her heartbeats would.
+	moveClock := func(d time.Duration) {
+		for d > 0 {
+			step := min(d, 20*time.Second)
+			db.Clock.Advance(step)
+			if err := db.Store.Heartbeat(ctx, w.maya.ID); err != nil {
+				t.Fatalf("Heartbeat: %v", err)
+			}
+			d -= step
+		}
+	}
+
+	// A decline needs a reason.
+	first := liveUIEscalate(t, w.ts.ts.URL, w.key, "chat-1")
+	agent.waitFor("the first offer", offered(first.ID)+` !== null`)
+	agent.click("#offer-decline")
+	agent.waitVisible("#decline-form")
+	agent.click("#decline-form button[type=submit]") // no reason chosen: the form does not go
+	if offers, err := db.Store.Offers(ctx, first.ID); err != nil || len(offers) != 1 || offers[0].Status != models.OfferPending {
+		t.Fatalf("offers after a decline without a reason = %+v, %v; want one, still pending", offers, err)
+	}
+	liveUIRun(agent, "choose Other", chromedp.Evaluate[bool](`(function (s) { s.value = "other"; s.dispatchEvent(new Event("change", {bubbles: true})); return true; })(document.querySelector("#decline-reason"))`))
+	agent.typeInto("#decline-other", "Order disputes are not my area.")
+	agent.shot("decline-form")
+	agent.click("#decline-form button[type=submit]")
+	agent.waitFor("the declined card goes", offered(first.ID)+` === null`)
+	if got := agent.text("#console-notice"); !strings.Contains(got, "declined") {
+		agent.fail("notice after declining = %q; want it to say so", got)
+	}
+	if offers, err := db.Store.Offers(ctx, first.ID); err != nil || len(offers) != 1 ||
+		offers[0].Status != models.OfferDeclined || offers[0].DeclineReason != "Order disputes are not my area." {
+		t.Fatalf("offers after declining = %+v, %v; want one, declined with the reason typed", offers, err)
+	}
+
+	// The next offer runs out: one miss, she stays online.
+	second := liveUIEscalate(t, w.ts.ts.URL, w.key, "chat-2")
+	agent.waitFor("the second offer", offered(second.ID)+` !== null`)
+	agent.shot("second-offer")
+	moveClock(21 * time.Second)
+	agent.waitFor("the expired card goes", offered(second.ID)+` === null`)
+	if got := agent.text("#console-notice"); !strings.Contains(got, "timed out") {
+		agent.fail("notice after the offer ran out = %q; want it to say it timed out", got)
+	}
+	if got := agent.text("#presence-state"); got != "online" {
+		agent.fail("presence after one miss = %q; want online", got)
+	}
+
+	// A minute on, one of the two comes back to her; it runs out too, and
+	// the second miss in a row sets her away, with the reason.
+	moveClock(41 * time.Second)
+	agent.waitFor("an offer again", `document.querySelector("#offer-card") !== null`)
+	moveClock(21 * time.Second)
+	agent.waitFor("set away", `document.querySelector("#presence-state").textContent.trim() === "away"`)
+	agent.waitFor("the card goes", `document.querySelector("#offer-card") === null`)
+	if got := agent.text("#console-notice"); !strings.Contains(got, "missed two offers") {
+		agent.fail("notice after two misses = %q; want why she was set away", got)
+	}
+	agent.shot("set-away")
+	if a, err := db.Store.Agent(ctx, w.maya.ID); err != nil || a.Presence != models.PresenceAway {
+		t.Fatalf("stored agent after two misses = %+v, %v; want away", a, err)
+	}
+	w.br.checkProblems()
+}
+
+// liveUIWorld is what every live test starts from: the server with its
+// dispatcher running, a brand that pays 4.50 for billing with its bot's
+// key, and Maya, an approved agent, online in her console.
+type liveUIWorld struct {
+	br    *liveUIBrowser
+	db    *modeltest.DB
+	ts    *testServer
+	key   string
+	maya  *models.Agent
+	agent *liveUITab
+}
+
+func newLiveUIWorld(t *testing.T) *liveUIWorld {
+	t.Helper()
+	br := newLiveUIBrowser(t)
+	db := modeltest.SQLite(t)
+	ctx := context.Background()
+	ts := newTestServer(t, db)
+	br.base = ts.ts.URL
+
+	// The dispatcher sweeps every second with the real clock; the store's
+	// clock is fake and stands still unless a test moves it, so an offer's
+	// time left stays full.
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		ts.srv.RunBackground(loopCtx)
+	}()
+	t.Cleanup(func() {
+		stopLoop()
+		<-loopDone
+	})
+
+	owner, brand := mustBrand(t, db, "Acme", "owner@acme.test")
+	if _, err := db.Store.AddSkill(ctx, owner.ID, brand.ID, "billing"); err != nil {
+		t.Fatalf("AddSkill: %v", err)
+	}
+	settings := models.SettingsOf(brand)
+	settings.PayRateMinor = 450
+	if _, err := db.Store.UpdateBrandSettings(ctx, owner.ID, brand.ID, settings); err != nil {
+		t.Fatalf("UpdateBrandSettings: %v", err)
+	}
+	key, _, err := db.Store.CreateAPIKey(ctx, owner.ID, brand.ID, "Acme bot")
+	if err != nil {
+		t.Fatalf("CreateAPIKey: %v", err)
+	}
+	maya, err := db.Store.ApplyAsAgent(ctx, models.AgentApplication{DisplayName: "Maya", Email: "maya@agents.test",
+		Password: testPassword, Languages: []string{"en"}, Skills: map[string]int{"billing": 4},
+		Bio: "Billing support for six years.", MaxConcurrent: 2})
+	if err != nil {
+		t.Fatalf("ApplyAsAgent: %v", err)
+	}
+	op := mustOperator(t, db, "ops@handoff.test")
+	if err := db.Store.DecideApplication(ctx, op.ID, maya.ID, true, ""); err != nil {
+		t.Fatalf("approve Maya: %v", err)
+	}
+
+	// Maya signs in, opens her console and goes online over the socket.
+	agent := br.tab("agent")
+	agent.open("/login")
+	agent.typeInto("#email", "maya@agents.test")
+	agent.typeInto("#password", testPassword)
+	agent.submit("sign in", "main form button[type=submit]")
+	agent.open("/agent")
+	agent.waitFor("the console connects", `document.querySelector("#socket-state").dataset.state === "open"`)
+	agent.click(`#live-console button[data-presence="online"]`)
+	agent.waitFor("presence online", `document.querySelector("#presence-state").textContent.trim() === "online"`)
+	agent.shot("online")
+	if a, err := db.Store.Agent(ctx, maya.ID); err != nil || a.Presence != models.PresenceOnline {
+		t.Fatalf("stored agent after going online = %+v, %v; want online", a, err)
+	}
+	return &liveUIWorld{br: br, db: db, ts: ts, key: key, maya: maya, agent: agent}
+}
+
+// liveUIEscalation is the part of the 201 answer the test uses.
+type liveUIEscalation struct {
 	ID          string `json:"id"`
 	Status      string `json:"status"`
 	CustomerURL string `json:"customer_url"`
 }
 
-// liveEscalate posts Ada's escalation as the brand's bot does.
-func liveEscalate(t *testing.T, base, key string) liveEscalation {
+// liveUIEscalate posts Ada's escalation as the brand's bot does.
+func liveUIEscalate(t *testing.T, base, key, externalID string) liveUIEscalation {
 	t.Helper()
-	body := `{"external_id": "chat-8812", "customer": {"name": "Ada", "email": "ada@example.com"}, "language": "en",
+	body := `{"external_id": ` + liveUIQuote(externalID) + `, "customer": {"name": "Ada", "email": "ada@example.com"}, "language": "en",
 		"skills": ["billing"], "reason": "asked for a human", "summary": "Charged twice for order 1142; the bot could not refund.",
 		"transcript": [
 			{"role": "customer", "text": "I was charged twice for order 1142", "at": "2026-11-27T09:59:00Z"},
@@ -222,29 +338,42 @@ func liveEscalate(t *testing.T, base, key string) liveEscalation {
 	if res.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /api/v1/escalations = %d; want 201\n%s", res.StatusCode, buf.String())
 	}
-	var out liveEscalation
+	var out liveUIEscalation
 	if err := json.Unmarshal(buf.Bytes(), &out); err != nil || out.ID == "" || !strings.HasPrefix(out.CustomerURL, base+"/c/") {
 		t.Fatalf("escalation answer %s: %v; want an id and a customer_url on %s", buf.String(), err, base)
 	}
 	return out
 }
 
-// liveCountJS is a JavaScript expression: how many messages under list
-// contain text.
-func liveCountJS(list, text string) string {
-	return fmt.Sprintf(`Array.from(document.querySelectorAll(%s)).filter(function (li) { return li.textContent.includes(%s); }).length`,
-		liveJS(list+" li[data-seq]"), liveJS(text))
+// liveUIEventually waits until ok is true; the step timeout only turns a hang
+// into a failure.
+func liveUIEventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(liveUIStep)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", liveUIStep, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
-// liveJS quotes s as a JavaScript string.
-func liveJS(s string) string {
+// liveUICount is a JavaScript expression: how many messages under list
+// contain text.
+func liveUICount(list, text string) string {
+	return fmt.Sprintf(`Array.from(document.querySelectorAll(%s)).filter(function (li) { return li.textContent.includes(%s); }).length`,
+		liveUIQuote(list+" li[data-seq]"), liveUIQuote(text))
+}
+
+// liveUIQuote quotes s as a JavaScript string.
+func liveUIQuote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
 
-// liveChromium finds Chromium: $CHROMIUM_PATH, /usr/bin/chromium, or
+// liveUIChromium finds Chromium: $CHROMIUM_PATH, /usr/bin/chromium, or
 // chromium on the PATH. Without it the test skips, except under CI=true.
-func liveChromium(t *testing.T) string {
+func liveUIChromium(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("CHROMIUM_PATH"); p != "" {
 		if _, err := os.Stat(p); err == nil {
@@ -263,9 +392,9 @@ func liveChromium(t *testing.T) string {
 	return ""
 }
 
-// liveBrowser is one headless Chromium; each person uses a tab in a
+// liveUIBrowser is one headless Chromium; each person uses a tab in a
 // browser context of their own, so each has their own cookies.
-type liveBrowser struct {
+type liveUIBrowser struct {
 	t    *testing.T
 	ctx  context.Context
 	base string
@@ -273,19 +402,19 @@ type liveBrowser struct {
 	keep bool // $HANDOFF_SCREENSHOTS: keep a screenshot of each step
 
 	mu       sync.Mutex
-	tabs     []*liveTab
-	shots    []liveShot
+	tabs     []*liveUITab
+	shots    []liveUIShot
 	problems []string
 }
 
-type liveShot struct {
+type liveUIShot struct {
 	name string
 	png  []byte
 }
 
-func newLiveBrowser(t *testing.T) *liveBrowser {
+func newLiveUIBrowser(t *testing.T) *liveUIBrowser {
 	t.Helper()
-	chromium := liveChromium(t)
+	chromium := liveUIChromium(t)
 	out := &syncBuffer{}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
@@ -299,38 +428,38 @@ func newLiveBrowser(t *testing.T) *liveBrowser {
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
-	b := &liveBrowser{t: t, ctx: ctx, out: out, keep: os.Getenv("HANDOFF_SCREENSHOTS") != ""}
+	b := &liveUIBrowser{t: t, ctx: ctx, out: out, keep: os.Getenv("HANDOFF_SCREENSHOTS") != ""}
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc()
 		b.save()
 		if t.Failed() {
-			t.Logf("Chromium output:\n%s", liveOutput(out.String()))
+			t.Logf("Chromium output:\n%s", liveUIOutput(out.String()))
 		}
 	})
-	if err := liveStart(ctx, cancel); err != nil {
-		t.Fatalf("start Chromium %s: %v\n%s", chromium, err, liveOutput(out.String()))
+	if err := liveUIStart(ctx, cancel); err != nil {
+		t.Fatalf("start Chromium %s: %v\n%s", chromium, err, liveUIOutput(out.String()))
 	}
 	return b
 }
 
-// liveStart runs the first, empty action, which starts the browser or opens
+// liveUIStart runs the first, empty action, which starts the browser or opens
 // the tab. Its context must carry no deadline (that would end the browser
 // with it), so a hang is guarded here instead.
-func liveStart(ctx context.Context, cancel context.CancelFunc) error {
+func liveUIStart(ctx context.Context, cancel context.CancelFunc) error {
 	errc := make(chan error, 1)
 	go func() { errc <- chromedp.Do(ctx) }()
 	select {
 	case err := <-errc:
 		return err
-	case <-time.After(2 * liveStep):
+	case <-time.After(2 * liveUIStep):
 		cancel()
-		return fmt.Errorf("no answer within %s", 2*liveStep)
+		return fmt.Errorf("no answer within %s", 2*liveUIStep)
 	}
 }
 
-// liveOutput drops the D-Bus noise of a container from Chromium's output.
-func liveOutput(s string) string {
+// liveUIOutput drops the D-Bus noise of a container from Chromium's output.
+func liveUIOutput(s string) string {
 	var keep []string
 	for _, l := range strings.Split(s, "\n") {
 		if !strings.Contains(l, "dbus/") {
@@ -342,11 +471,11 @@ func liveOutput(s string) string {
 
 // tab opens a tab for one person in a browser context of its own, and
 // records what its pages log as errors.
-func (b *liveBrowser) tab(who string) *liveTab {
+func (b *liveUIBrowser) tab(who string) *liveUITab {
 	b.t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
 	b.t.Cleanup(cancel)
-	if err := liveStart(ctx, cancel); err != nil {
+	if err := liveUIStart(ctx, cancel); err != nil {
 		b.t.Fatalf("open a tab for the %s: %v", who, err)
 	}
 	msgs := chromedp.Console(ctx)
@@ -362,7 +491,7 @@ func (b *liveBrowser) tab(who string) *liveTab {
 			}
 		}
 	}()
-	p := &liveTab{t: b.t, b: b, who: who, ctx: ctx}
+	p := &liveUITab{t: b.t, b: b, who: who, ctx: ctx}
 	b.mu.Lock()
 	b.tabs = append(b.tabs, p)
 	b.mu.Unlock()
@@ -371,7 +500,7 @@ func (b *liveBrowser) tab(who string) *liveTab {
 
 // checkProblems fails the test for console errors and uncaught exceptions:
 // a script blocked by the Content-Security-Policy shows up here too.
-func (b *liveBrowser) checkProblems() {
+func (b *liveUIBrowser) checkProblems() {
 	b.t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -382,7 +511,7 @@ func (b *liveBrowser) checkProblems() {
 
 // phoneShots keeps a screenshot of every tab at a phone's width, when
 // screenshots are kept, and goes back to the desktop width.
-func (b *liveBrowser) phoneShots(label string) {
+func (b *liveUIBrowser) phoneShots(label string) {
 	if !b.keep {
 		return
 	}
@@ -396,7 +525,7 @@ func (b *liveBrowser) phoneShots(label string) {
 // save writes the screenshots into $HANDOFF_SCREENSHOTS/<test> when set,
 // else, after a failure, into a new temporary folder that outlives the test
 // (t.TempDir would go with it), and logs where.
-func (b *liveBrowser) save() {
+func (b *liveUIBrowser) save() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	dir := os.Getenv("HANDOFF_SCREENSHOTS")
@@ -423,28 +552,28 @@ func (b *liveBrowser) save() {
 	b.t.Logf("%d screenshots in %s", len(b.shots), dir)
 }
 
-// liveTab is one person at the browser.
-type liveTab struct {
+// liveUITab is one person at the browser.
+type liveUITab struct {
 	t   *testing.T
-	b   *liveBrowser
+	b   *liveUIBrowser
 	who string
 	ctx context.Context
 }
 
 // do runs steps with the step timeout and fails the test on an error.
-func (p *liveTab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+func (p *liveUITab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, liveStep)
+	ctx, cancel := context.WithTimeout(p.ctx, liveUIStep)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		p.fail("%s: %v", what, err)
 	}
 }
 
-// liveRun runs one action that returns a value, with the step timeout.
-func liveRun[T any](p *liveTab, what string, a chromedp.Action[T]) T {
+// liveUIRun runs one action that returns a value, with the step timeout.
+func liveUIRun[T any](p *liveUITab, what string, a chromedp.Action[T]) T {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, liveStep)
+	ctx, cancel := context.WithTimeout(p.ctx, liveUIStep)
 	defer cancel()
 	v, err := chromedp.Run(ctx, a)
 	if err != nil {
@@ -454,7 +583,7 @@ func liveRun[T any](p *liveTab, what string, a chromedp.Action[T]) T {
 }
 
 // fail takes a screenshot of every tab, then fails the test.
-func (p *liveTab) fail(format string, args ...any) {
+func (p *liveUITab) fail(format string, args ...any) {
 	p.t.Helper()
 	for _, tab := range p.b.tabs {
 		if tab == p {
@@ -466,14 +595,14 @@ func (p *liveTab) fail(format string, args ...any) {
 	p.t.Fatalf("%s: %s", p.who, fmt.Sprintf(format, args...))
 }
 
-func (p *liveTab) shot(label string) {
+func (p *liveUITab) shot(label string) {
 	if p.b.keep {
 		p.takeShot(label)
 	}
 }
 
-func (p *liveTab) takeShot(label string) {
-	ctx, cancel := context.WithTimeout(p.ctx, liveStep)
+func (p *liveUITab) takeShot(label string) {
+	ctx, cancel := context.WithTimeout(p.ctx, liveUIStep)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -482,27 +611,27 @@ func (p *liveTab) takeShot(label string) {
 	}
 	p.b.mu.Lock()
 	defer p.b.mu.Unlock()
-	p.b.shots = append(p.b.shots, liveShot{fmt.Sprintf("%02d-%s-%s", len(p.b.shots)+1, p.who, label), png})
+	p.b.shots = append(p.b.shots, liveUIShot{fmt.Sprintf("%02d-%s-%s", len(p.b.shots)+1, p.who, label), png})
 }
 
 // open navigates to a path of the server and expects 200.
-func (p *liveTab) open(path string) {
+func (p *liveUITab) open(path string) {
 	p.t.Helper()
 	p.openURL(p.b.base + path)
 }
 
-func (p *liveTab) openURL(u string) {
+func (p *liveUITab) openURL(u string) {
 	p.t.Helper()
-	res := liveRun(p, "open "+u, chromedp.NavigateResponse(u))
+	res := liveUIRun(p, "open "+u, chromedp.NavigateResponse(u))
 	if res.Status != http.StatusOK {
 		p.fail("GET %s = %d; want 200", u, res.Status)
 	}
 }
 
 // submit clicks a submit button and waits for the page that follows.
-func (p *liveTab) submit(what, css string) {
+func (p *liveUITab) submit(what, css string) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, liveStep)
+	ctx, cancel := context.WithTimeout(p.ctx, liveUIStep)
 	defer cancel()
 	res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(css), chromedp.NodeVisible))
 	if err != nil {
@@ -513,53 +642,53 @@ func (p *liveTab) submit(what, css string) {
 	}
 }
 
-func (p *liveTab) click(css string) {
+func (p *liveUITab) click(css string) {
 	p.t.Helper()
 	p.do("click "+css, chromedp.Click(chromedp.CSS(css), chromedp.NodeVisible))
 }
 
 // typeInto types into an empty field as a person does.
-func (p *liveTab) typeInto(css, text string) {
+func (p *liveUITab) typeInto(css, text string) {
 	p.t.Helper()
 	p.do("type into "+css, chromedp.SendKeys(chromedp.CSS(css), text, chromedp.NodeVisible))
 }
 
-func (p *liveTab) waitVisible(css string) {
+func (p *liveUITab) waitVisible(css string) {
 	p.t.Helper()
 	p.do("wait for "+css, chromedp.WaitVisible(chromedp.CSS(css)))
 }
 
 // waitFor waits until a JavaScript expression is true on the page.
-func (p *liveTab) waitFor(what, expr string) {
+func (p *liveUITab) waitFor(what, expr string) {
 	p.t.Helper()
-	liveRun(p, "wait for "+what, chromedp.Poll[bool]("!!("+expr+")",
-		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(liveStep)))
+	liveUIRun(p, "wait for "+what, chromedp.Poll[bool]("!!("+expr+")",
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(liveUIStep)))
 }
 
-func (p *liveTab) text(css string) string {
+func (p *liveUITab) text(css string) string {
 	p.t.Helper()
-	return strings.TrimSpace(liveRun(p, "read "+css, chromedp.Text(chromedp.CSS(css), chromedp.NodeVisible)))
+	return strings.TrimSpace(liveUIRun(p, "read "+css, chromedp.Text(chromedp.CSS(css), chromedp.NodeVisible)))
 }
 
-func (p *liveTab) attr(css, name string) string {
+func (p *liveUITab) attr(css, name string) string {
 	p.t.Helper()
-	return liveRun(p, "read "+css+"["+name+"]", chromedp.Evaluate[string](
-		fmt.Sprintf(`(document.querySelector(%s) || {getAttribute: function () { return ""; }}).getAttribute(%s) || ""`, liveJS(css), liveJS(name))))
+	return liveUIRun(p, "read "+css+"["+name+"]", chromedp.Evaluate[string](
+		fmt.Sprintf(`(document.querySelector(%s) || {getAttribute: function () { return ""; }}).getAttribute(%s) || ""`, liveUIQuote(css), liveUIQuote(name))))
 }
 
 // visible reports whether an element is rendered (not hidden, not display:none).
-func (p *liveTab) visible(css string) bool {
+func (p *liveUITab) visible(css string) bool {
 	p.t.Helper()
-	return liveRun(p, "is "+css+" visible", chromedp.Evaluate[bool](
-		fmt.Sprintf(`(function (n) { return !!n && n.getClientRects().length > 0; })(document.querySelector(%s))`, liveJS(css))))
+	return liveUIRun(p, "is "+css+" visible", chromedp.Evaluate[bool](
+		fmt.Sprintf(`(function (n) { return !!n && n.getClientRects().length > 0; })(document.querySelector(%s))`, liveUIQuote(css))))
 }
 
 // expectSeqs checks that the list shows want messages, each sequence number
 // once and in increasing order.
-func (p *liveTab) expectSeqs(list string, want int) {
+func (p *liveUITab) expectSeqs(list string, want int) {
 	p.t.Helper()
-	seqs := liveRun(p, "read the sequence numbers", chromedp.Evaluate[[]int](
-		fmt.Sprintf(`Array.from(document.querySelectorAll(%s)).map(function (li) { return parseInt(li.dataset.seq, 10); })`, liveJS(list+" li[data-seq]"))))
+	seqs := liveUIRun(p, "read the sequence numbers", chromedp.Evaluate[[]int](
+		fmt.Sprintf(`Array.from(document.querySelectorAll(%s)).map(function (li) { return parseInt(li.dataset.seq, 10); })`, liveUIQuote(list+" li[data-seq]"))))
 	for i := 1; i < len(seqs); i++ {
 		if seqs[i] <= seqs[i-1] {
 			p.fail("%s shows sequence numbers %v; want each once, in order", list, seqs)

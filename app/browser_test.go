@@ -151,12 +151,17 @@ func TestBrowserSignupVettingAndPresence(t *testing.T) {
 		if got := agent.text("#application"); !strings.Contains(got, "Approved") {
 			agent.fatalf("application panel after approval = %q; want Approved", got)
 		}
-		if agent.disabled(goOnline) {
-			agent.fatalf("Go online is still disabled after approval")
+		// Once approved, the live console replaces the plain form.
+		const consoleOnline = "#live-console button[data-presence=online]"
+		if agent.disabled(consoleOnline) {
+			agent.fatalf("the console's Online button is disabled after approval")
 		}
-		agent.submit("go online", goOnline, 200)
-		if got := agent.text("#presence"); got != "online" {
-			agent.fatalf("presence = %q; want online", got)
+		agent.click(consoleOnline)
+		for deadline := time.Now().Add(30 * time.Second); agent.text("#presence-state") != "online"; {
+			if time.Now().After(deadline) {
+				agent.fatalf("presence = %q; want online", agent.text("#presence-state"))
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		stored, err := db.Store.Agent(ctx, a.ID)
 		if err != nil || stored.Status != models.AgentApproved || stored.Presence != "online" {
