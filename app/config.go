@@ -22,6 +22,9 @@ type Config struct {
 	APIRate   Rate      // bot API requests per key
 
 	SessionTTL time.Duration // how long a sign-in lasts
+	// SnapshotTTL is how long the agents-online snapshot behind wait
+	// estimates may be reused (dispatch itself always reads afresh).
+	SnapshotTTL time.Duration
 	// TrustProxy makes the client IP come from X-Forwarded-For (behind a
 	// load balancer). Off by default, so a client cannot pick its own IP.
 	TrustProxy bool
@@ -36,6 +39,7 @@ func Defaults() Config {
 		LoginRate:   LoginRate{Account: Rate{N: 5, Per: 15 * time.Minute}, IP: Rate{N: 50, Per: 15 * time.Minute}},
 		APIRate:     Rate{N: 50, Per: time.Second},
 		SessionTTL:  12 * time.Hour,
+		SnapshotTTL: 250 * time.Millisecond,
 	}
 }
 

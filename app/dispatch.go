@@ -72,7 +72,7 @@ func (s *Server) queueInfo(ctx context.Context, b *models.Brand, conv *models.Co
 	if err != nil {
 		return queueInfo{}, err
 	}
-	agents, err := s.store.OnlineAgents(ctx, presenceLease)
+	agents, err := s.onlineAgents(ctx)
 	if err != nil {
 		return queueInfo{}, err
 	}
@@ -137,7 +137,7 @@ func (s *Server) publishQueues(ctx context.Context) error {
 	}
 	seen := map[string]bool{}
 	if len(waiting) > 0 {
-		agents, err := s.store.OnlineAgents(ctx, presenceLease)
+		agents, err := s.onlineAgents(ctx)
 		if err != nil {
 			return err
 		}

@@ -49,6 +49,7 @@ func newTestServer(t testing.TB, db *modeltest.DB, opts ...func(*Config)) *testS
 	t.Helper()
 	cfg := Defaults()
 	cfg.DatabaseURL = db.URL
+	cfg.SnapshotTTL = 0 // tests change agents straight in the store
 	for _, o := range opts {
 		o(&cfg)
 	}

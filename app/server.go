@@ -38,6 +38,7 @@ type Server struct {
 	dispatcher waker
 	loop       *matching.Dispatcher
 	peers      *peers // nil on SQLite: one instance only
+	snap       agentSnapshot
 	queueMu    sync.Mutex
 	lastQueue  map[string]string // conversation → last queue frame sent
 
@@ -81,7 +82,10 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 		s.peers = newPeers(s, cfg.DatabaseURL)
 	}
 	s.sockets, s.stopSockets = context.WithCancel(context.Background())
-	s.loop = matching.NewDispatcher(func(ctx context.Context) error { return s.exclusivePass(ctx, s.dispatchPass) }, time.Second, log)
+	s.loop = matching.NewDispatcher(
+		func(ctx context.Context) error { return s.exclusivePass(ctx, s.offerQueued) },
+		func(ctx context.Context) error { return s.exclusivePass(ctx, s.dispatchPass) },
+		time.Second, log)
 	s.dispatcher = s.loop
 	s.echo = echo.New()
 	s.echo.HideBanner, s.echo.HidePort = true, true

@@ -12,23 +12,26 @@ import (
 type Pass func(ctx context.Context) error
 
 // Dispatcher runs a Pass at once when woken (an escalation, an agent going
-// online or freeing a seat, a decline) and on a periodic sweep that catches
-// expiries and ladder steps. Wakes that arrive during a pass coalesce into
-// one more pass, so a burst of events costs at most two passes.
+// online or freeing a seat, a decline) and a fuller sweep periodically that
+// catches expiries, lapsed presence and ladder steps. Wakes that arrive
+// during a pass coalesce into one more pass, so a burst of events costs at
+// most two passes.
 type Dispatcher struct {
 	pass  Pass
+	sweep Pass
 	every time.Duration
 	log   *slog.Logger
 	wake  chan struct{}
 	done  chan struct{}
 }
 
-// NewDispatcher returns a dispatcher that sweeps every interval.
-func NewDispatcher(pass Pass, every time.Duration, log *slog.Logger) *Dispatcher {
+// NewDispatcher returns a dispatcher that runs pass when woken and sweep
+// every interval.
+func NewDispatcher(pass, sweep Pass, every time.Duration, log *slog.Logger) *Dispatcher {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Dispatcher{pass: pass, every: every, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return &Dispatcher{pass: pass, sweep: sweep, every: every, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // Wake asks for a pass as soon as possible. It never blocks.
@@ -46,13 +49,15 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	t := time.NewTicker(d.every)
 	defer t.Stop()
 	for {
+		run := d.pass
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
 		case <-t.C:
+			run = d.sweep
 		}
-		if err := d.pass(ctx); err != nil && ctx.Err() == nil {
+		if err := run(ctx); err != nil && ctx.Err() == nil {
 			d.log.Error("dispatch pass failed", "err", err)
 		}
 	}

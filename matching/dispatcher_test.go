@@ -18,7 +18,7 @@ func TestDispatcherRunsOnWakeAndSurvivesErrors(t *testing.T) {
 			return errors.New("database unreachable")
 		}
 		return nil
-	}, time.Hour, nil)
+	}, func(context.Context) error { t.Error("swept before the hour"); return nil }, time.Hour, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	go d.Run(ctx)
 	d.Wake()
@@ -33,11 +33,24 @@ func TestDispatcherRunsOnWakeAndSurvivesErrors(t *testing.T) {
 }
 
 func TestWakeNeverBlocks(t *testing.T) {
-	d := NewDispatcher(func(context.Context) error { return nil }, time.Hour, nil)
+	noop := func(context.Context) error { return nil }
+	d := NewDispatcher(noop, noop, time.Hour, nil)
 	for i := 0; i < 100; i++ {
 		d.Wake() // nobody runs the loop: wakes coalesce instead of blocking
 	}
 	if len(d.wake) != 1 {
 		t.Fatalf("pending wakes = %d; want 1", len(d.wake))
 	}
+}
+
+func TestDispatcherSweepsOnTicks(t *testing.T) {
+	swept := make(chan struct{}, 10)
+	d := NewDispatcher(func(context.Context) error { return nil },
+		func(context.Context) error { swept <- struct{}{}; return nil }, time.Millisecond, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	go d.Run(ctx)
+	<-swept
+	<-swept
+	cancel()
+	<-d.Done()
 }

@@ -335,3 +335,24 @@ func TestCloseResolvedAfterRatingWindow(t *testing.T) {
 		}
 	})
 }
+
+func TestAcceptNeedsAFreeSeat(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		if err := db.Store.SetAvailability(ctx, f.agent.ID, models.PresenceOnline, 1); err != nil {
+			t.Fatal(err)
+		}
+		first := f.offer(t, f.escalate(t, "seat-1"))
+		if _, _, err := db.Store.AcceptOffer(ctx, f.agent.ID, first.ID); err != nil {
+			t.Fatal(err)
+		}
+		second := f.offer(t, f.escalate(t, "seat-2"))
+		if _, _, err := db.Store.AcceptOffer(ctx, f.agent.ID, second.ID); !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("accept beyond capacity = %v; want ErrConflict", err)
+		}
+		if o, _ := db.Store.Offer(ctx, second.ID); o.Status != models.OfferPending {
+			t.Fatalf("the refused offer is %s; want still pending until it expires", o.Status)
+		}
+	})
+}

@@ -111,6 +111,16 @@ func (s *Store) AcceptOffer(ctx context.Context, agentID, offerID string) (*Offe
 		if err := tx.Where("id = ?", offerID).Take(&o).Error; err != nil {
 			return err
 		}
+		// The offer was made while the agent had a free seat; make sure
+		// they still have one (their capacity may have dropped meanwhile).
+		var busy []int64
+		if err := tx.Raw(`SELECT (SELECT COUNT(*) FROM conversations WHERE agent_id = ? AND status = ?) -
+			(SELECT max_concurrent FROM agents WHERE id = ?)`, agentID, ConvActive, agentID).Scan(&busy).Error; err != nil {
+			return err
+		}
+		if len(busy) == 1 && busy[0] >= 0 {
+			return fmt.Errorf("no free seat: %w", ErrConflict)
+		}
 		res = tx.Model(&Conversation{}).Where("id = ? AND status = ?", o.ConversationID, ConvOffered).
 			Updates(map[string]any{"status": ConvActive, "agent_id": agentID, "assigned_at": now, "updated_at": now})
 		if res.Error != nil {

@@ -1,0 +1,37 @@
+package app
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/handoffhq/handoff/models"
+)
+
+// agentSnapshot caches the agents online for wait estimates, which every
+// escalation and every queue update needs; reading 1,000 agents with their
+// skills for each would cost more than the dispatch itself. Dispatch never
+// uses it: offers are decided on a fresh read and claimed in the database.
+type agentSnapshot struct {
+	mu     sync.Mutex
+	at     time.Time
+	agents []models.AgentState
+}
+
+// onlineAgents returns the agents online, at most cfg.SnapshotTTL old.
+func (s *Server) onlineAgents(ctx context.Context) ([]models.AgentState, error) {
+	if s.cfg.SnapshotTTL <= 0 {
+		return s.store.OnlineAgents(ctx, presenceLease)
+	}
+	s.snap.mu.Lock()
+	defer s.snap.mu.Unlock()
+	if time.Since(s.snap.at) < s.cfg.SnapshotTTL {
+		return s.snap.agents, nil
+	}
+	agents, err := s.store.OnlineAgents(ctx, presenceLease)
+	if err != nil {
+		return nil, err
+	}
+	s.snap.agents, s.snap.at = agents, time.Now()
+	return agents, nil
+}
