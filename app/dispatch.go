@@ -295,9 +295,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := s.publishOffer(ctx, o); err != nil {
-			return err
-		}
+		s.publishOffer(o, conv, b)
 		s.emitFrame(convTopic(conv.ID), "conversation", conversationFrame{ID: conv.ID, Status: models.ConvOffered})
 	}
 	return nil

@@ -95,14 +95,9 @@ func (s *Server) deliverConversation(ctx context.Context, conv *models.Conversat
 }
 
 // publishOffer shows a new offer to its agent, wherever they are connected.
-func (s *Server) publishOffer(ctx context.Context, o *models.Offer) error {
-	card, err := s.offerCardOf(ctx, o)
-	if err != nil {
-		return err
-	}
-	s.publish(agentTopic(o.AgentID), "offer", card)
+func (s *Server) publishOffer(o *models.Offer, conv *models.Conversation, b *models.Brand) {
+	s.publish(agentTopic(o.AgentID), "offer", s.offerCard(o, conv, b))
 	s.peers.notify(peerEvent{K: "o", O: o.ID, A: o.AgentID})
-	return nil
 }
 
 // closeAgent closes an agent's sockets on every instance (suspension).

@@ -58,6 +58,11 @@ func (s *Server) offerCardOf(ctx context.Context, o *models.Offer) (*offerCard, 
 	if err != nil {
 		return nil, err
 	}
+	return s.offerCard(o, conv, b), nil
+}
+
+// offerCard builds the card from rows the caller already has.
+func (s *Server) offerCard(o *models.Offer, conv *models.Conversation, b *models.Brand) *offerCard {
 	now := s.store.Now()
 	card := &offerCard{OfferID: o.ID, ConversationID: conv.ID, BrandName: b.Name, Skills: conv.SkillList(),
 		Language: conv.Language, WaitSeconds: int(now.Sub(conv.CreatedAt) / time.Second), Reason: conv.Reason,
@@ -68,7 +73,7 @@ func (s *Server) offerCardOf(ctx context.Context, o *models.Offer) (*offerCard, 
 	if card.Skills == nil {
 		card.Skills = []string{}
 	}
-	return card, nil
+	return card
 }
 
 func (s *Server) agentChatOf(ctx context.Context, conv *models.Conversation) (*agentChat, error) {
