@@ -33,5 +33,5 @@ func (s *Server) handleBrandSignupSubmit(c echo.Context) error {
 		return err
 	}
 	s.flash(c, "Welcome to Handoff, "+b.Name+". Set your quality bars and create an API key for your bot.")
-	return redirect(c, "/brand/"+b.ID+"/settings")
+	return redirect(c, "/brand/"+b.ID)
 }

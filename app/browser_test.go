@@ -36,21 +36,25 @@ func TestBrowserSignupVettingAndPresence(t *testing.T) {
 		ts := newTestServer(t, db)
 		br := newTestBrowser(t, chromium, ts.ts.URL)
 
-		// (1) A brand signs up and lands on its settings.
+		// (1) A brand signs up and lands on its dashboard, then opens its settings.
 		brand := br.newTab("brand")
 		brand.open("/signup")
 		brand.fill("#name", "Globex Support")
 		brand.fill("#email", "owner@globex.test")
 		brand.fill("#password", testPassword)
 		brand.submit("sign up", "main form button[type=submit]", 200)
-		m := regexp.MustCompile(`^/brand/([^/]+)/settings$`).FindStringSubmatch(brand.path())
+		m := regexp.MustCompile(`^/brand/([^/]+)$`).FindStringSubmatch(brand.path())
 		if m == nil {
-			brand.fatalf("after sign-up the brand is at %s; want /brand/ID/settings", brand.path())
+			brand.fatalf("after sign-up the brand is at %s; want /brand/ID", brand.path())
 		}
 		brandID := m[1]
 		if got := brand.text(".flash"); !strings.Contains(got, "Welcome to Handoff, Globex Support") {
 			brand.fatalf("flash after sign-up = %q; want the welcome", got)
 		}
+		if got := brand.text("main"); !strings.Contains(got, "Getting started") {
+			brand.fatalf("the dashboard lacks the getting-started checklist:\n%s", got)
+		}
+		brand.open("/brand/" + brandID + "/settings")
 
 		// It sets its quality bars and the offer timeout.
 		brand.fill("#min_rating", "4.2")

@@ -29,9 +29,9 @@ func TestFormBrandFlow(t *testing.T) {
 		formExpect(t, "GET /signup", res, body, http.StatusOK)
 		res, body = c.post("/signup", formValues("name", "Delta Care", "email", "Owner@Delta.test", "password", testPassword))
 		loc := formRedirect(t, "POST /signup", res, body)
-		m := regexp.MustCompile(`^/brand/([0-9a-f-]{36})/settings$`).FindStringSubmatch(loc)
+		m := regexp.MustCompile(`^/brand/([0-9a-f-]{36})$`).FindStringSubmatch(loc)
 		if m == nil {
-			t.Fatalf("POST /signup → %q; want /brand/<id>/settings", loc)
+			t.Fatalf("POST /signup → %q; want /brand/<id>, the dashboard", loc)
 		}
 		id, base := m[1], "/brand/"+m[1]
 		res, body = c.get(loc)
