@@ -71,6 +71,12 @@ func (s *Server) handleCustomerSocket(c echo.Context) error {
 	ws := &wsConn{s: s, conn: conn, sub: s.hub.Subscribe(convTopic(conv.ID))}
 	defer s.hub.Unsubscribe(ws.sub)
 	hello := func() error {
+		// Read the state after subscribing, so a change in between (an
+		// agent joining) is either in this hello or in a frame after it.
+		conv, err := s.store.ConversationByID(ctx, conv.ID)
+		if err != nil {
+			return err
+		}
 		st, err := s.customerStateOf(ctx, conv)
 		if err != nil {
 			return err

@@ -115,12 +115,11 @@ func revokeUserSessions(tx *gorm.DB, userID string, now time.Time) error {
 	return tx.Model(&Session{}).Where("user_id = ? AND revoked_at IS NULL", userID).Update("revoked_at", now).Error
 }
 
-// createUser inserts a user; a taken email is a ValidationError on "email".
-func (s *Store) createUser(tx *gorm.DB, u *User, password string) error {
-	hash, err := s.hashPassword(password)
-	if err != nil {
-		return err
-	}
+// createUser inserts a user with a password hash made before the
+// transaction (bcrypt takes tens of milliseconds: inside a write
+// transaction it would hold SQLite's lock that long). A taken email is a
+// ValidationError on "email".
+func (s *Store) createUser(tx *gorm.DB, u *User, hash string) error {
 	now := s.Now()
 	u.ID, u.PasswordHash, u.Status, u.CreatedAt, u.UpdatedAt = NewID(), hash, "active", now, now
 	if err := tx.Create(u).Error; err != nil {
@@ -135,7 +134,11 @@ func (s *Store) createUser(tx *gorm.DB, u *User, password string) error {
 // EnsureOperator creates an operator account unless the email exists.
 func (s *Store) EnsureOperator(ctx context.Context, email, name, password string) (*User, error) {
 	var u *User
-	err := s.tx(ctx, func(tx *gorm.DB) error {
+	hash, err := s.hashPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	err = s.tx(ctx, func(tx *gorm.DB) error {
 		var existing User
 		err := tx.Where("email = ?", strings.ToLower(email)).Take(&existing).Error
 		if err == nil {
@@ -146,7 +149,7 @@ func (s *Store) EnsureOperator(ctx context.Context, email, name, password string
 			return err
 		}
 		u = &User{Email: strings.ToLower(email), DisplayName: name, Kind: KindOperator}
-		return s.createUser(tx, u, password)
+		return s.createUser(tx, u, hash)
 	})
 	return u, err
 }

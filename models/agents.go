@@ -53,9 +53,13 @@ func (s *Store) ApplyAsAgent(ctx context.Context, in AgentApplication) (*Agent, 
 		return nil, err
 	}
 	var a *Agent
-	err := s.tx(ctx, func(tx *gorm.DB) error {
+	hash, err := s.hashPassword(in.Password)
+	if err != nil {
+		return nil, err
+	}
+	err = s.tx(ctx, func(tx *gorm.DB) error {
 		u := &User{Email: email, DisplayName: name, Kind: KindAgent}
-		if err := s.createUser(tx, u, in.Password); err != nil {
+		if err := s.createUser(tx, u, hash); err != nil {
 			return err
 		}
 		now := s.Now()

@@ -41,9 +41,13 @@ func (s *Store) SignUpBrand(ctx context.Context, in BrandSignup) (*User, *Brand,
 	}
 	var u *User
 	var b *Brand
-	err := s.tx(ctx, func(tx *gorm.DB) error {
+	hash, err := s.hashPassword(in.Password)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = s.tx(ctx, func(tx *gorm.DB) error {
 		u = &User{Email: email, DisplayName: name, Kind: KindBrand}
-		if err := s.createUser(tx, u, in.Password); err != nil {
+		if err := s.createUser(tx, u, hash); err != nil {
 			return err
 		}
 		now := s.Now()
@@ -461,40 +465,52 @@ func (s *Store) RevokeInvitation(ctx context.Context, actorID, brandID, id strin
 // give its password. The invitation is claimed with one conditional update,
 // so it works exactly once.
 func (s *Store) AcceptInvitation(ctx context.Context, id, displayName, password string) (*User, error) {
+	// Passwords are checked or hashed before the transaction: bcrypt is
+	// slow and must not hold the write lock.
+	inv, err := s.Invitation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var existing User
+	err = s.DB.WithContext(ctx).Where("email = ?", inv.Email).Take(&existing).Error
+	hash := ""
+	switch {
+	case err == nil:
+		if existing.Kind != KindBrand {
+			return nil, Invalid("email", "this email belongs to an account that cannot join a brand")
+		}
+		if bcryptCompare(existing.PasswordHash, password) != nil {
+			return nil, Invalid("password", "is not the password of "+inv.Email)
+		}
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		v := &ValidationError{}
+		displayName = checkText(v, "display_name", displayName, true, MaxNameLen)
+		checkPassword(v, "password", password)
+		if err := v.Err(); err != nil {
+			return nil, err
+		}
+		if hash, err = s.hashPassword(password); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, err
+	}
 	var u *User
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		var inv Invitation
-		if err := tx.Where("id = ?", id).Take(&inv).Error; err != nil {
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		now := s.Now()
+		if err := tx.Where("id = ?", id).Take(inv).Error; err != nil {
 			return notFound(err, "invitation")
 		}
-		now := s.Now()
 		if st := inv.State(now); st != "pending" {
 			return Invalid("invitation", "this invitation is "+st)
 		}
-		var existing User
-		err := tx.Where("email = ?", inv.Email).Take(&existing).Error
-		switch {
-		case err == nil:
-			if existing.Kind != KindBrand {
-				return Invalid("email", "this email belongs to an account that cannot join a brand")
-			}
-			if bcryptCompare(existing.PasswordHash, password) != nil {
-				return Invalid("password", "is not the password of "+inv.Email)
-			}
+		if hash == "" {
 			u = &existing
-		case errors.Is(err, gorm.ErrRecordNotFound):
-			v := &ValidationError{}
-			name := checkText(v, "display_name", displayName, true, MaxNameLen)
-			checkPassword(v, "password", password)
-			if err := v.Err(); err != nil {
+		} else {
+			u = &User{Email: inv.Email, DisplayName: displayName, Kind: KindBrand}
+			if err := s.createUser(tx, u, hash); err != nil {
 				return err
 			}
-			u = &User{Email: inv.Email, DisplayName: name, Kind: KindBrand}
-			if err := s.createUser(tx, u, password); err != nil {
-				return err
-			}
-		default:
-			return err
 		}
 		res := tx.Model(&Invitation{}).Where("id = ? AND accepted_at IS NULL AND revoked_at IS NULL", inv.ID).Update("accepted_at", now)
 		if res.Error != nil {

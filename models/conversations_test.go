@@ -336,23 +336,41 @@ func TestCloseResolvedAfterRatingWindow(t *testing.T) {
 	})
 }
 
-func TestAcceptNeedsAFreeSeat(t *testing.T) {
+func TestOffersAndAcceptsNeedAFreeSeat(t *testing.T) {
 	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
 		f := newLiveFixture(t, db)
 		ctx := context.Background()
-		if err := db.Store.SetAvailability(ctx, f.agent.ID, models.PresenceOnline, 1); err != nil {
+		if err := db.Store.SetAvailability(ctx, f.agent.ID, models.PresenceOnline, 2); err != nil {
 			t.Fatal(err)
 		}
 		first := f.offer(t, f.escalate(t, "seat-1"))
 		if _, _, err := db.Store.AcceptOffer(ctx, f.agent.ID, first.ID); err != nil {
 			t.Fatal(err)
 		}
+		// A seat is free: the offer is made; then the agent lowers their
+		// capacity to 1 before answering, so the accept must fail.
 		second := f.offer(t, f.escalate(t, "seat-2"))
+		if err := db.Store.SetAvailability(ctx, f.agent.ID, models.PresenceOnline, 1); err != nil {
+			t.Fatal(err)
+		}
 		if _, _, err := db.Store.AcceptOffer(ctx, f.agent.ID, second.ID); !errors.Is(err, models.ErrConflict) {
 			t.Fatalf("accept beyond capacity = %v; want ErrConflict", err)
 		}
 		if o, _ := db.Store.Offer(ctx, second.ID); o.Status != models.OfferPending {
 			t.Fatalf("the refused offer is %s; want still pending until it expires", o.Status)
+		}
+		// No new offer is made to an agent without a free seat.
+		db.Clock.Advance(21 * time.Second)
+		if _, err := db.Store.ExpireOffers(ctx); err != nil {
+			t.Fatal(err)
+		}
+		third := f.escalate(t, "seat-3")
+		_, err := db.Store.CreateOffer(ctx, models.NewOffer{ConversationID: third.ID, AgentID: f.agent.ID, Currency: "USD", Timeout: time.Second})
+		if !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("offer to a full agent = %v; want ErrConflict", err)
+		}
+		if c, _ := db.Store.ConversationByID(ctx, third.ID); c.Status != models.ConvQueued {
+			t.Fatalf("after the refused offer the conversation is %s; want queued", c.Status)
 		}
 	})
 }

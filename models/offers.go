@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Offer statuses.
@@ -56,6 +57,12 @@ func (s *Store) CreateOffer(ctx context.Context, in NewOffer) (*Offer, error) {
 	var o *Offer
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		now := s.Now()
+		// The dispatcher decided on a snapshot; the agent may have filled
+		// their last seat since. Accepts lock the same row, so the two
+		// cannot interleave.
+		if err := seatFree(tx, in.AgentID); err != nil {
+			return err
+		}
 		res := tx.Model(&Conversation{}).Where("id = ? AND status = ?", in.ConversationID, ConvQueued).
 			Updates(map[string]any{"status": ConvOffered, "updated_at": now})
 		if res.Error != nil {
@@ -94,6 +101,9 @@ func (s *Store) AcceptOffer(ctx context.Context, agentID, offerID string) (*Offe
 	var c Conversation
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		now := s.Now()
+		if err := lockAgent(tx, agentID); err != nil {
+			return err
+		}
 		res := tx.Model(&Offer{}).Where("id = ? AND agent_id = ? AND status = ? AND expires_at > ?", offerID, agentID, OfferPending, now).
 			Updates(map[string]any{"status": OfferAccepted, "answered_at": now})
 		if res.Error != nil {
@@ -113,13 +123,8 @@ func (s *Store) AcceptOffer(ctx context.Context, agentID, offerID string) (*Offe
 		}
 		// The offer was made while the agent had a free seat; make sure
 		// they still have one (their capacity may have dropped meanwhile).
-		var busy []int64
-		if err := tx.Raw(`SELECT (SELECT COUNT(*) FROM conversations WHERE agent_id = ? AND status = ?) -
-			(SELECT max_concurrent FROM agents WHERE id = ?)`, agentID, ConvActive, agentID).Scan(&busy).Error; err != nil {
+		if err := seatFree(tx, agentID); err != nil {
 			return err
-		}
-		if len(busy) == 1 && busy[0] >= 0 {
-			return fmt.Errorf("no free seat: %w", ErrConflict)
 		}
 		res = tx.Model(&Conversation{}).Where("id = ? AND status = ?", o.ConversationID, ConvOffered).
 			Updates(map[string]any{"status": ConvActive, "agent_id": agentID, "assigned_at": now, "updated_at": now})
@@ -244,4 +249,29 @@ func (s *Store) PendingOffer(ctx context.Context, agentID string) (*Offer, error
 		return nil, notFound(err, "offer")
 	}
 	return &o, nil
+}
+
+// lockAgent takes the agent's row lock for the rest of the transaction on
+// PostgreSQL (SQLite's IMMEDIATE transactions already serialise writers).
+func lockAgent(tx *gorm.DB, agentID string) error {
+	var a Agent
+	err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id").Where("id = ?", agentID).Take(&a).Error
+	return notFound(err, "agent")
+}
+
+// seatFree locks the agent and answers ErrConflict unless they have fewer
+// chats in progress than their capacity.
+func seatFree(tx *gorm.DB, agentID string) error {
+	var a Agent
+	if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id, max_concurrent").Where("id = ?", agentID).Take(&a).Error; err != nil {
+		return notFound(err, "agent")
+	}
+	var active int64
+	if err := tx.Model(&Conversation{}).Where("agent_id = ? AND status = ?", agentID, ConvActive).Count(&active).Error; err != nil {
+		return err
+	}
+	if active >= int64(a.MaxConcurrent) {
+		return fmt.Errorf("agent has no free seat: %w", ErrConflict)
+	}
+	return nil
 }

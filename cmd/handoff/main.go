@@ -5,6 +5,7 @@
 //	handoff migrate  apply database migrations
 //	handoff seed     create the demo data once
 //	handoff apikey create --brand SLUG  print a new bot API key
+//	handoff simulate --url URL --api-key KEY  drive a running server with simulated users
 package main
 
 import (
@@ -32,6 +33,9 @@ Usage:
   handoff seed    [flags]   create the demo data (safe to run twice)
   handoff apikey create --brand SLUG [--name NAME]
                             print a new API key for a brand's bot
+  handoff simulate --url URL --api-key KEY [--agents N --rate R --duration D]
+                            drive running servers with simulated agents, bots
+                            and customers; print one JSON line of results
 
 Run "handoff COMMAND -h" for the flags; each has an environment variable.
 `
@@ -53,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = cmdSeed(ctx, args[1:], getenv, stdout, stderr)
 	case "apikey":
 		err = cmdAPIKey(ctx, args[1:], getenv, stdout, stderr)
+	case "simulate":
+		err = cmdSimulate(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

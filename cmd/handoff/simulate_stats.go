@@ -1,0 +1,48 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"sync"
+	"time"
+)
+
+// latencies collects samples in milliseconds. A run of minutes at a few
+// hundred events a second keeps every sample; that is a few megabytes.
+type latencies struct {
+	mu sync.Mutex
+	ms []float64
+}
+
+func (l *latencies) add(d time.Duration) {
+	ms := float64(d) / float64(time.Millisecond)
+	l.mu.Lock()
+	l.ms = append(l.ms, ms)
+	l.mu.Unlock()
+}
+
+// sorted returns a sorted copy of the samples so far.
+func (l *latencies) sorted() []float64 {
+	l.mu.Lock()
+	out := slices.Clone(l.ms)
+	l.mu.Unlock()
+	slices.Sort(out)
+	return out
+}
+
+// percentile returns the p-th percentile (0 < p ≤ 100) of sorted values by
+// the nearest-rank method: the smallest value with at least p% of the
+// values at or below it. It is 0 for no values.
+func percentile(sorted []float64, p float64) float64 {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(n)))
+	rank = min(max(rank, 1), n)
+	return sorted[rank-1]
+}
+
+// round2 rounds to hundredths: latencies here are a few milliseconds, and
+// sub-millisecond differences matter.
+func round2(x float64) float64 { return math.Round(x*100) / 100 }

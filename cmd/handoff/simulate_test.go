@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/handoffhq/handoff/models"
+)
+
+// TestSimulateAgainstServer starts `serve --demo` in this process, makes a
+// bot key for the demo brand, and runs `simulate` against it with three
+// new agents: every escalation must be assigned and resolved, with no
+// errors and measured latencies. Counts only; no timing assertions.
+func TestSimulateAgainstServer(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"HANDOFF_DATABASE_URL": "sqlite:" + t.TempDir() + "/h.db",
+		"HANDOFF_API_RATE":     "1000/1s",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--demo"}, envOf(env), &stdout, &stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(hangGuard):
+			t.Errorf("serve did not stop after cancel")
+		}
+	})
+	base := waitForURL(t, &stdout, &stderr, done)
+
+	key := runHandoff(t, env, "apikey", "create", "--brand", "acme")
+	if key.code != 0 || !strings.HasPrefix(key.stdout, models.APIKeyPrefix) {
+		t.Fatalf("apikey create: %v", key)
+	}
+
+	sim := runHandoff(t, env, "simulate", "--url", base, "--api-key", strings.TrimSpace(key.stdout),
+		"--agents", "3", "--rate", "2", "--duration", "3s", "--handle-time", "1", "--settle", "15s")
+	if sim.code != 0 {
+		t.Fatalf("simulate: %v\nserver stderr:\n%s", sim, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(sim.stdout), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("simulate printed %d lines on stdout; want exactly one JSON line\n%v", len(lines), sim)
+	}
+	var got struct {
+		Escalations, Assigned, Resolved, Errors, RateLimited, Agents *int64
+		OfferP50                                                     *float64 `json:"offer_p50_ms"`
+		OfferP99                                                     *float64 `json:"offer_p99_ms"`
+		MessageP50                                                   *float64 `json:"message_p50_ms"`
+		MessageP99                                                   *float64 `json:"message_p99_ms"`
+	}
+	dec := json.NewDecoder(strings.NewReader(lines[0]))
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("simulate stdout is not JSON: %v\n%v", err, sim)
+	}
+	if got.Escalations == nil || got.Assigned == nil || got.Resolved == nil || got.Errors == nil ||
+		got.OfferP50 == nil || got.OfferP99 == nil || got.MessageP50 == nil || got.MessageP99 == nil {
+		t.Fatalf("simulate JSON lacks a field: %s", lines[0])
+	}
+	t.Logf("simulate: %s", lines[0])
+	if *got.Escalations < 4 {
+		t.Errorf("escalations = %d; want at least 4 (2/s for 3s)\n%v", *got.Escalations, sim)
+	}
+	if *got.Assigned != *got.Escalations {
+		t.Errorf("assigned = %d; want every escalation (%d)\n%v", *got.Assigned, *got.Escalations, sim)
+	}
+	if *got.Resolved != *got.Assigned {
+		t.Errorf("resolved = %d; want every assigned conversation (%d)\n%v", *got.Resolved, *got.Assigned, sim)
+	}
+	if *got.Errors != 0 {
+		t.Errorf("errors = %d; want 0\n%v", *got.Errors, sim)
+	}
+	if *got.OfferP99 <= 0 || *got.OfferP50 <= 0 || *got.OfferP50 > *got.OfferP99 {
+		t.Errorf("offer p50 = %v ms, p99 = %v ms; want 0 < p50 ≤ p99", *got.OfferP50, *got.OfferP99)
+	}
+	if *got.MessageP99 <= 0 || *got.MessageP50 <= 0 || *got.MessageP50 > *got.MessageP99 {
+		t.Errorf("message p50 = %v ms, p99 = %v ms; want 0 < p50 ≤ p99", *got.MessageP50, *got.MessageP99)
+	}
+	if got.Agents == nil || *got.Agents != 3 {
+		t.Errorf("agents = %v; want 3", got.Agents)
+	}
+	if !strings.Contains(sim.stderr, "escalations") {
+		t.Errorf("simulate printed no progress on stderr:\n%s", sim.stderr)
+	}
+}
+
+func TestSimulatePercentile(t *testing.T) {
+	t.Parallel()
+	hundred := make([]float64, 100)
+	for i := range hundred {
+		hundred[i] = float64(i + 1)
+	}
+	tests := []struct {
+		name   string
+		sorted []float64
+		p      float64
+		want   float64
+	}{
+		{"Empty", nil, 99, 0},
+		{"One", []float64{7}, 50, 7},
+		{"OneP99", []float64{7}, 99, 7},
+		{"P50Odd", []float64{1, 2, 3, 4, 5}, 50, 3},
+		{"P50Even", []float64{1, 2, 3, 4}, 50, 2},
+		{"P99OfTen", []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 100}, 99, 100},
+		{"P90OfTen", []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 100}, 90, 9},
+		{"P50OfHundred", hundred, 50, 50},
+		{"P99OfHundred", hundred, 99, 99},
+		{"P100", hundred, 100, 100},
+		{"TinyP", hundred, 0.001, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := percentile(tt.sorted, tt.p); got != tt.want {
+				t.Errorf("percentile(%v, %v) = %v; want %v", tt.sorted, tt.p, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSimulateParsePendingAgents(t *testing.T) {
+	t.Parallel()
+	page := `<tbody><tr>
+<td><a href="/admin/agents/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b">sim agent 0001</a><br><small class="muted">sim-agent-0001@sim.handoff.test</small></td>
+<td class="right"><a href="/admin/agents/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b" role="button">Review</a></td></tr>
+<tr><td><a href="/admin/agents/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c">O&#39;Brien</a><br><small class="muted">ob&#43;x@example.com</small></td></tr>
+<tr><td><a href="/admin/agents/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5d">No email shown</a></td></tr></tbody>`
+	got := parsePendingAgents(page)
+	want := map[string]string{
+		"sim-agent-0001@sim.handoff.test": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+		"ob+x@example.com":                "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("parsePendingAgents = %v; want %v", got, want)
+	}
+	for email, id := range want {
+		if got[email] != id {
+			t.Errorf("parsePendingAgents[%q] = %q; want %q", email, got[email], id)
+		}
+	}
+}
+
+func TestSimulateFlags(t *testing.T) {
+	t.Parallel()
+	env := dbEnv(sqliteURL(t))
+	tests := []struct {
+		name     string
+		args     []string
+		inStderr string
+	}{
+		{"ErrAPIKeyRequired", []string{"simulate", "--url", "http://127.0.0.1:1"}, "--api-key is required"},
+		{"ErrBadURL", []string{"simulate", "--url", "ftp://x", "--api-key", "k"}, "want an http(s):// base URL"},
+		{"ErrBadRate", []string{"simulate", "--api-key", "k", "--rate", "0"}, "--rate must be more than 0"},
+		{"ErrBadCapacity", []string{"simulate", "--api-key", "k", "--capacity", "4"}, "--capacity must be 1, 2 or 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runHandoff(t, env, tt.args...)
+			if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, tt.inStderr) {
+				t.Fatalf("handoff %s: %v\nwant exit 2 with %q on stderr", strings.Join(tt.args, " "), r, tt.inStderr)
+			}
+		})
+	}
+	t.Run("ErrServerDown", func(t *testing.T) {
+		// Nothing listens on port 1: the setup fails, exit 1, no JSON.
+		r := runHandoff(t, env, "simulate", "--url", "http://127.0.0.1:1", "--api-key", "k", "--agents", "1", "--duration", "1s")
+		if r.code != 1 || r.stdout != "" {
+			t.Fatalf("simulate against nothing: %v\nwant exit 1 and nothing on stdout", r)
+		}
+	})
+}
