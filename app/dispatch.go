@@ -62,74 +62,46 @@ func (q queueInfo) frame() map[string]any {
 }
 
 // queueInfo computes the position, eligible agents online and the
-// estimated wait of a waiting conversation. A conversation no longer
-// waiting has position 0.
+// estimated wait of a waiting conversation, for the escalation's answer and
+// the customer's first frame. A conversation no longer waiting has
+// position 0.
 func (s *Server) queueInfo(ctx context.Context, b *models.Brand, conv *models.Conversation) (queueInfo, error) {
-	if conv.Status != models.ConvQueued && conv.Status != models.ConvOffered {
-		return queueInfo{}, nil
-	}
-	waiting, err := s.store.WaitingConversations(ctx, b.ID)
-	if err != nil {
-		return queueInfo{}, err
+	var q queueInfo
+	pos, err := s.store.QueuePosition(ctx, conv)
+	if err != nil || pos == 0 {
+		return q, err
 	}
 	agents, err := s.onlineAgents(ctx)
 	if err != nil {
-		return queueInfo{}, err
+		return q, err
 	}
-	bq, err := s.newBrandQueue(ctx, b, waiting, agents)
+	handle, accept, err := s.recentTimes(ctx, b.ID)
 	if err != nil {
-		return queueInfo{}, err
+		return q, err
 	}
-	return bq.info(conv.ID), nil
+	return estimate(s.store.Now(), b, matchConv(conv), pos, matchCandidates(agents), handle, accept), nil
 }
 
-// brandQueue holds what estimating one brand's queue needs, read once.
-type brandQueue struct {
-	now            time.Time
-	brand          *models.Brand
-	order          []matching.Conversation
-	cands          []matching.Candidate
-	handle, accept time.Duration
+// estimate places one conversation at pos: the agents online who pass its
+// gates and bars (busy or not), and the wait their free seats and the
+// brand's recent handle times suggest.
+func estimate(now time.Time, b *models.Brand, conv matching.Conversation, pos int, cands []matching.Candidate, handle, accept time.Duration) queueInfo {
+	res := matching.Rank(now, conv, matchRules(b), cands)
+	q := queueInfo{Position: pos, EligibleOnline: res.EligibleOnline}
+	q.Wait, q.Known = matching.EstimateWait(pos, res.EligibleOnline, res.FreeSeats, handle, accept)
+	return q
 }
 
-func (s *Server) newBrandQueue(ctx context.Context, b *models.Brand, waiting []models.Conversation, agents []models.AgentState) (*brandQueue, error) {
-	q := &brandQueue{now: s.store.Now(), brand: b, cands: make([]matching.Candidate, len(agents))}
-	for i := range waiting {
-		if waiting[i].BrandID == b.ID {
-			q.order = append(q.order, matchConv(&waiting[i]))
-		}
-	}
-	matching.SortQueue(q.order)
+func matchCandidates(agents []models.AgentState) []matching.Candidate {
+	out := make([]matching.Candidate, len(agents))
 	for i := range agents {
-		q.cands[i] = matchCandidate(&agents[i])
+		out[i] = matchCandidate(&agents[i])
 	}
-	var err error
-	q.handle, q.accept, err = s.store.RecentTimes(ctx, b.ID)
-	return q, err
-}
-
-// info places one conversation: its position, the agents online who pass
-// its gates and bars (busy or not), and the wait those agents' free seats
-// and recent handle times suggest.
-func (q *brandQueue) info(convID string) queueInfo {
-	var out queueInfo
-	var conv matching.Conversation
-	for i, c := range q.order {
-		if c.ID == convID {
-			out.Position, conv = i+1, c
-		}
-	}
-	if out.Position == 0 {
-		return out
-	}
-	res := matching.Rank(q.now, conv, matchRules(q.brand), q.cands)
-	out.EligibleOnline = res.EligibleOnline
-	out.Wait, out.Known = matching.EstimateWait(out.Position, res.EligibleOnline, res.FreeSeats, q.handle, q.accept)
 	return out
 }
 
-// publishQueues sends every waiting customer their place in line and
-// estimated wait, when it changed since the last pass.
+// publishQueues sends every waiting customer connected here their place
+// in line and estimated wait, when it changed since the last sweep.
 func (s *Server) publishQueues(ctx context.Context) error {
 	waiting, err := s.store.WaitingConversations(ctx, "")
 	if err != nil {
@@ -141,38 +113,46 @@ func (s *Server) publishQueues(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		ids := map[string]bool{}
-		for _, c := range waiting {
-			ids[c.BrandID] = true
+		cands := matchCandidates(agents)
+		byBrand := map[string][]matching.Conversation{}
+		for i := range waiting {
+			byBrand[waiting[i].BrandID] = append(byBrand[waiting[i].BrandID], matchConv(&waiting[i]))
 		}
-		list := make([]string, 0, len(ids))
-		for id := range ids {
-			list = append(list, id)
+		ids := make([]string, 0, len(byBrand))
+		for id := range byBrand {
+			ids = append(ids, id)
 		}
-		brands, err := s.store.Brands(ctx, list)
+		brands, err := s.store.Brands(ctx, ids)
 		if err != nil {
 			return err
 		}
-		queues := map[string]*brandQueue{}
-		for _, c := range waiting {
-			bq := queues[c.BrandID]
-			if bq == nil {
-				if bq, err = s.newBrandQueue(ctx, brands[c.BrandID], waiting, agents); err != nil {
+		now := s.store.Now()
+		for brandID, queue := range byBrand {
+			matching.SortQueue(queue)
+			var handle, accept time.Duration
+			read := false
+			for i, c := range queue {
+				seen[c.ID] = true
+				if s.hub.Count(convTopic(c.ID)) == 0 {
+					continue // nobody here is watching this one
+				}
+				if !read {
+					if handle, accept, err = s.recentTimes(ctx, brandID); err != nil {
+						return err
+					}
+					read = true
+				}
+				frame, err := realtime.Encode("queue", estimate(now, brands[brandID], c, i+1, cands, handle, accept).frame())
+				if err != nil {
 					return err
 				}
-				queues[c.BrandID] = bq
-			}
-			seen[c.ID] = true
-			frame, err := realtime.Encode("queue", bq.info(c.ID).frame())
-			if err != nil {
-				return err
-			}
-			s.queueMu.Lock()
-			changed := s.lastQueue[c.ID] != string(frame)
-			s.lastQueue[c.ID] = string(frame)
-			s.queueMu.Unlock()
-			if changed {
-				s.hub.Publish(convTopic(c.ID), frame)
+				s.queueMu.Lock()
+				changed := s.lastQueue[c.ID] != string(frame)
+				s.lastQueue[c.ID] = string(frame)
+				s.queueMu.Unlock()
+				if changed {
+					s.hub.Publish(convTopic(c.ID), frame)
+				}
 			}
 		}
 	}

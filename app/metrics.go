@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -67,6 +68,35 @@ func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 // handleMetrics serves the registry to loopback clients, or to anyone with
 // the bearer token when HANDOFF_METRICS_TOKEN is set.
 func (s *Server) handleMetrics(c echo.Context) error {
+	if !s.operatorProbe(c) {
+		return echo.NewHTTPError(http.StatusForbidden, "metrics are served on loopback or with the metrics token")
+	}
+	promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+// handleProfile serves Go's profiles (/debug/pprof/…) under the same rule
+// as /metrics, for measuring the server under load.
+func (s *Server) handleProfile(c echo.Context) error {
+	if !s.operatorProbe(c) {
+		return echo.NewHTTPError(http.StatusForbidden, "profiles are served on loopback or with the metrics token")
+	}
+	switch name := c.Param("*"); name {
+	case "profile":
+		pprof.Profile(c.Response(), c.Request())
+	case "trace":
+		pprof.Trace(c.Response(), c.Request())
+	case "", "cmdline", "symbol":
+		pprof.Index(c.Response(), c.Request())
+	default:
+		pprof.Handler(name).ServeHTTP(c.Response(), c.Request())
+	}
+	return nil
+}
+
+// operatorProbe reports whether the request may read metrics and profiles:
+// from loopback (not forwarded) or with the metrics token.
+func (s *Server) operatorProbe(c echo.Context) bool {
 	ok := false
 	if tok := s.cfg.MetricsToken; tok != "" {
 		ok = subtle.ConstantTimeCompare([]byte(c.Request().Header.Get("Authorization")), []byte("Bearer "+tok)) == 1
@@ -75,9 +105,5 @@ func (s *Server) handleMetrics(c echo.Context) error {
 		ip := net.ParseIP(host)
 		ok = ip != nil && ip.IsLoopback() && c.Request().Header.Get("X-Forwarded-For") == ""
 	}
-	if !ok {
-		return echo.NewHTTPError(http.StatusForbidden, "metrics are served on loopback or with the metrics token")
-	}
-	promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
-	return nil
+	return ok
 }

@@ -16,6 +16,12 @@ type agentSnapshot struct {
 	mu     sync.Mutex
 	at     time.Time
 	agents []models.AgentState
+	times  map[string]recentTimes // per brand
+}
+
+type recentTimes struct {
+	at             time.Time
+	handle, accept time.Duration
 }
 
 // onlineAgents returns the agents online, at most cfg.SnapshotTTL old.
@@ -34,4 +40,28 @@ func (s *Server) onlineAgents(ctx context.Context) ([]models.AgentState, error) 
 	}
 	s.snap.agents, s.snap.at = agents, time.Now()
 	return agents, nil
+}
+
+// recentTimes returns the brand's recent handle and offer-to-accept times,
+// at most cfg.SnapshotTTL old.
+func (s *Server) recentTimes(ctx context.Context, brandID string) (time.Duration, time.Duration, error) {
+	if s.cfg.SnapshotTTL > 0 {
+		s.snap.mu.Lock()
+		rt, ok := s.snap.times[brandID]
+		s.snap.mu.Unlock()
+		if ok && time.Since(rt.at) < s.cfg.SnapshotTTL {
+			return rt.handle, rt.accept, nil
+		}
+	}
+	handle, accept, err := s.store.RecentTimes(ctx, brandID)
+	if err != nil || s.cfg.SnapshotTTL <= 0 {
+		return handle, accept, err
+	}
+	s.snap.mu.Lock()
+	if s.snap.times == nil {
+		s.snap.times = map[string]recentTimes{}
+	}
+	s.snap.times[brandID] = recentTimes{at: time.Now(), handle: handle, accept: accept}
+	s.snap.mu.Unlock()
+	return handle, accept, nil
 }

@@ -87,14 +87,29 @@ func (s *Store) OnlineAgents(ctx context.Context, lease time.Duration) ([]AgentS
 	return out, nil
 }
 
-// QueuedConversations returns conversations waiting for an offer, oldest
-// first (the caller orders by priority).
+// QueuedConversations returns the first conversations waiting for an
+// offer in dispatch order (priority, then time waiting).
 func (s *Store) QueuedConversations(ctx context.Context, limit int) ([]Conversation, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
 	var out []Conversation
-	return out, s.DB.WithContext(ctx).Where("status = ?", ConvQueued).Order("queued_at, id").Limit(limit).Find(&out).Error
+	return out, s.DB.WithContext(ctx).Where("status = ?", ConvQueued).Order("priority DESC, queued_at, id").Limit(limit).Find(&out).Error
+}
+
+// QueuePosition is the conversation's place among its brand's waiting
+// conversations in dispatch order (1 is next), or 0 when it is not waiting.
+// It is one count over an index, so every escalation can afford it.
+func (s *Store) QueuePosition(ctx context.Context, c *Conversation) (int, error) {
+	if c.Status != ConvQueued && c.Status != ConvOffered {
+		return 0, nil
+	}
+	var n int64
+	err := s.DB.WithContext(ctx).Model(&Conversation{}).
+		Where("brand_id = ? AND status IN ?", c.BrandID, []string{ConvQueued, ConvOffered}).
+		Where("priority > ? OR (priority = ? AND (queued_at < ? OR (queued_at = ? AND id < ?)))", c.Priority, c.Priority, c.QueuedAt, c.QueuedAt, c.ID).
+		Count(&n).Error
+	return int(n) + 1, err
 }
 
 // WaitingConversations returns every queued or offered conversation.

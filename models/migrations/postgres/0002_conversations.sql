@@ -30,6 +30,8 @@ CREATE TABLE conversations (
 CREATE UNIQUE INDEX conversations_open_external_key ON conversations (brand_id, external_id) WHERE status IN ('queued', 'offered', 'active');
 CREATE INDEX conversations_queue_idx ON conversations (status, priority, queued_at);
 CREATE INDEX conversations_brand_idx ON conversations (brand_id, created_at);
+CREATE INDEX conversations_brand_queue_idx ON conversations (brand_id, status, priority, queued_at);
+CREATE INDEX conversations_brand_resolved_idx ON conversations (brand_id, resolved_at);
 CREATE INDEX conversations_agent_idx ON conversations (agent_id, status);
 
 CREATE TABLE messages (
