@@ -216,6 +216,18 @@ func TestOfferAcceptResolveRecordsEarning(t *testing.T) {
 		if err := db.Store.RateConversation(ctx, c.ID, 1, "again"); !errors.Is(err, models.ErrConflict) {
 			t.Fatalf("second rating = %v; want ErrConflict", err)
 		}
+		online, err := db.Store.OnlineAgents(ctx, 30*time.Second)
+		if err != nil || len(online) != 1 {
+			t.Fatalf("OnlineAgents = %+v, %v; want the one agent", online, err)
+		}
+		if a := online[0]; a.ID != f.agent.ID || a.ResolvedCount != 1 || a.RatingSum != 5 || a.RatingCount != 1 ||
+			a.Active != 0 || a.PendingOffer || len(a.Languages) != 1 || a.Languages[0] != "en" || a.Skills["billing"] != 5 || a.FreeSince == nil {
+			t.Fatalf("agent state = %+v; want 1 resolved, rated 5 once, free, en, billing 5", a)
+		}
+		db.Clock.Advance(31 * time.Second)
+		if online, _ := db.Store.OnlineAgents(ctx, 30*time.Second); len(online) != 0 {
+			t.Fatalf("after the lease lapsed OnlineAgents = %d agents; want none", len(online))
+		}
 	})
 }
 

@@ -26,63 +26,82 @@ type AgentState struct {
 }
 
 // OnlineAgents returns approved, active agents who are online and whose
-// presence lease (last_seen_at) is younger than lease.
+// presence lease (last_seen_at) is younger than lease. It runs on every
+// dispatch pass, so it is a handful of lean queries: the agents, their
+// languages and skills through the same filter, their chats in progress and
+// their pending offers; resolved counts and ratings are kept on the agent
+// row as they happen.
 func (s *Store) OnlineAgents(ctx context.Context, lease time.Duration) ([]AgentState, error) {
 	db := s.DB.WithContext(ctx)
-	var agents []Agent
-	err := db.Preload("Languages").Preload("Skills").Preload("User").
-		Joins("JOIN users ON users.id = agents.user_id AND users.status = 'active'").
-		Where("agents.status = ? AND agents.presence = ? AND agents.last_seen_at > ?", AgentApproved, PresenceOnline, s.Now().Add(-lease)).
-		Order("agents.id").Find(&agents).Error
-	if err != nil || len(agents) == 0 {
+	since := s.Now().Add(-lease)
+	const online = `SELECT agents.id FROM agents JOIN users ON users.id = agents.user_id AND users.status = 'active'
+		WHERE agents.status = 'approved' AND agents.presence = 'online' AND agents.last_seen_at > ?`
+	var rows []struct {
+		ID            string
+		DisplayName   string
+		MaxConcurrent int
+		Presence      string
+		LastSeenAt    *time.Time
+		FreeSince     *time.Time
+		CreatedAt     time.Time
+		ResolvedCount int
+		RatingSum     float64
+		RatingCount   int
+	}
+	err := db.Raw(`SELECT agents.id, users.display_name, agents.max_concurrent, agents.presence, agents.last_seen_at,
+		agents.free_since, agents.created_at, agents.resolved_count, agents.rating_sum, agents.rating_count
+		FROM agents JOIN users ON users.id = agents.user_id AND users.status = 'active'
+		WHERE agents.status = 'approved' AND agents.presence = 'online' AND agents.last_seen_at > ?
+		ORDER BY agents.id`, since).Scan(&rows).Error
+	if err != nil || len(rows) == 0 {
 		return nil, err
 	}
-	ids := make([]string, len(agents))
-	for i, a := range agents {
-		ids[i] = a.ID
+	out := make([]AgentState, len(rows))
+	index := make(map[string]*AgentState, len(rows))
+	for i, r := range rows {
+		out[i] = AgentState{ID: r.ID, DisplayName: r.DisplayName, MaxConcurrent: r.MaxConcurrent, Presence: r.Presence,
+			LastSeenAt: r.LastSeenAt, FreeSince: r.FreeSince, CreatedAt: r.CreatedAt, Skills: map[string]int{},
+			ResolvedCount: r.ResolvedCount, RatingSum: r.RatingSum, RatingCount: r.RatingCount}
+		index[r.ID] = &out[i]
 	}
-	type countRow struct {
+	var langs []AgentLanguage
+	if err := db.Raw("SELECT agent_id, language FROM agent_languages WHERE agent_id IN ("+online+") ORDER BY agent_id, language", since).Scan(&langs).Error; err != nil {
+		return nil, err
+	}
+	for _, l := range langs {
+		if a := index[l.AgentID]; a != nil {
+			a.Languages = append(a.Languages, l.Language)
+		}
+	}
+	var skills []AgentSkill
+	if err := db.Raw("SELECT agent_id, skill, level FROM agent_skills WHERE agent_id IN ("+online+")", since).Scan(&skills).Error; err != nil {
+		return nil, err
+	}
+	for _, sk := range skills {
+		if a := index[sk.AgentID]; a != nil {
+			a.Skills[sk.Skill] = sk.Level
+		}
+	}
+	var active []struct {
 		AgentID string
 		N       int
-		Sum     float64
-		Rated   int
 	}
-	var active, resolved []countRow
-	if err := db.Raw("SELECT agent_id, COUNT(*) AS n FROM conversations WHERE status = ? AND agent_id IN ? GROUP BY agent_id", ConvActive, ids).Scan(&active).Error; err != nil {
+	if err := db.Raw("SELECT agent_id, COUNT(*) AS n FROM conversations WHERE status = ? AND agent_id IS NOT NULL GROUP BY agent_id", ConvActive).Scan(&active).Error; err != nil {
 		return nil, err
 	}
-	if err := db.Raw(`SELECT agent_id, COUNT(*) AS n, COALESCE(SUM(rating), 0) AS sum, COUNT(rating) AS rated
-		FROM conversations WHERE status IN ? AND agent_id IN ? GROUP BY agent_id`, []string{ConvResolved, ConvClosed}, ids).Scan(&resolved).Error; err != nil {
-		return nil, err
+	for _, r := range active {
+		if a := index[r.AgentID]; a != nil {
+			a.Active = r.N
+		}
 	}
 	var pending []string
-	if err := db.Raw("SELECT agent_id FROM offers WHERE status = ? AND agent_id IN ?", OfferPending, ids).Scan(&pending).Error; err != nil {
+	if err := db.Raw("SELECT agent_id FROM offers WHERE status = ?", OfferPending).Scan(&pending).Error; err != nil {
 		return nil, err
 	}
-	activeBy, resolvedBy, pendingBy := map[string]int{}, map[string]countRow{}, map[string]bool{}
-	for _, r := range active {
-		activeBy[r.AgentID] = r.N
-	}
-	for _, r := range resolved {
-		resolvedBy[r.AgentID] = r
-	}
 	for _, id := range pending {
-		pendingBy[id] = true
-	}
-	out := make([]AgentState, 0, len(agents))
-	for _, a := range agents {
-		st := AgentState{ID: a.ID, MaxConcurrent: a.MaxConcurrent, Presence: a.Presence, LastSeenAt: a.LastSeenAt,
-			FreeSince: a.FreeSince, CreatedAt: a.CreatedAt, Active: activeBy[a.ID], PendingOffer: pendingBy[a.ID],
-			Languages: a.LanguageTags(), Skills: map[string]int{}}
-		if a.User != nil {
-			st.DisplayName = a.User.DisplayName
+		if a := index[id]; a != nil {
+			a.PendingOffer = true
 		}
-		for _, sk := range a.Skills {
-			st.Skills[sk.Skill] = sk.Level
-		}
-		r := resolvedBy[a.ID]
-		st.ResolvedCount, st.RatingSum, st.RatingCount = r.N, r.Sum, r.Rated
-		out = append(out, st)
 	}
 	return out, nil
 }

@@ -93,7 +93,8 @@ func (s *Store) ResolveConversation(ctx context.Context, agentID, convID, note s
 		if err := tx.Create(e).Error; err != nil {
 			return err
 		}
-		if err := tx.Model(&Agent{}).Where("id = ?", agentID).Update("free_since", now).Error; err != nil {
+		if err := tx.Model(&Agent{}).Where("id = ?", agentID).Updates(map[string]any{
+			"free_since": now, "resolved_count": gorm.Expr("resolved_count + 1")}).Error; err != nil {
 			return err
 		}
 		return tx.Model(&Brand{}).Where("id = ? AND money_recorded_at IS NULL", c.BrandID).Update("money_recorded_at", now).Error
@@ -137,6 +138,9 @@ func (s *Store) RateConversation(ctx context.Context, convID string, rating int,
 			}
 			return fmt.Errorf("conversation cannot be rated now: %w", ErrConflict)
 		}
-		return nil
+		// The agent's rating is kept as a running sum and count, so the
+		// dispatcher never aggregates every conversation.
+		return tx.Exec(`UPDATE agents SET rating_sum = rating_sum + ?, rating_count = rating_count + 1
+			WHERE id = (SELECT agent_id FROM conversations WHERE id = ?)`, rating, convID).Error
 	})
 }

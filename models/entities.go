@@ -171,6 +171,9 @@ type Agent struct {
 	LastSeenAt     *time.Time
 	MissedOffers   int        // offers missed in a row
 	FreeSince      *time.Time // when the agent last finished a chat
+	ResolvedCount  int        // conversations resolved
+	RatingSum      int        // sum of the customers' ratings (1–5 each)
+	RatingCount    int        // how many ratings
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 

@@ -96,3 +96,6 @@ ALTER TABLE agents ADD COLUMN missed_offers integer NOT NULL DEFAULT 0;
 ALTER TABLE agents ADD COLUMN free_since datetime;
 
 ALTER TABLE brands ADD COLUMN min_skill_level integer NOT NULL DEFAULT 1 CHECK (min_skill_level BETWEEN 1 AND 5);
+ALTER TABLE agents ADD COLUMN resolved_count integer NOT NULL DEFAULT 0;
+ALTER TABLE agents ADD COLUMN rating_sum integer NOT NULL DEFAULT 0;
+ALTER TABLE agents ADD COLUMN rating_count integer NOT NULL DEFAULT 0;
