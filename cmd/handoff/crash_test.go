@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/handoffhq/handoff/models"
+)
+
+// instance is a `handoff serve` process, killable with SIGKILL.
+type instance struct {
+	cmd *exec.Cmd
+	url string
+}
+
+// buildHandoff compiles this command once for the tests that need real
+// processes.
+func buildHandoff(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "handoff")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startInstance starts `handoff serve` on a free port and waits for its URL.
+func startInstance(t *testing.T, bin, dbURL string, args ...string) *instance {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(cmd.Environ(), "HANDOFF_DATABASE_URL="+dbURL, "HANDOFF_API_RATE=100000/1s", "HANDOFF_LOG_LEVEL=warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := runningLine.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case u := <-found:
+		return &instance{cmd: cmd, url: u}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the instance did not print its URL")
+		return nil
+	}
+}
+
+// TestCrashOneInstanceUnderLoad runs simulate against two instances on one
+// PostgreSQL, kills one with SIGKILL mid-run, and checks by queries that
+// nothing was lost or assigned twice: the agents and customers of the dead
+// instance reconnect to the other on their own.
+func TestCrashOneInstanceUnderLoad(t *testing.T) {
+	dbURL := postgresURL(t)
+	bin := buildHandoff(t)
+	a := startInstance(t, bin, dbURL, "--demo")
+	b := startInstance(t, bin, dbURL)
+	key := runHandoff(t, dbEnv(dbURL), "apikey", "create", "--brand", "acme")
+	if key.code != 0 {
+		t.Fatalf("apikey: %s", key)
+	}
+
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{"simulate", "--url", a.url, "--url", b.url, "--api-key", strings.TrimSpace(key.stdout),
+			"--agents", "6", "--rate", "3", "--duration", "8s", "--handle-time", "1", "--settle", "40s"}, envOf(nil), &stdout, &stderr)
+	}()
+	// Kill A once the run is under way (escalations counted in progress).
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(stderr.String(), "escalations ") || strings.Contains(stderr.String(), "escalations 0 ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("simulate did not start:\n%s", stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = a.cmd.Wait()
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("simulate did not finish:\n%s", stderr.String())
+	}
+	if code != 0 {
+		t.Fatalf("simulate exit %d:\n%s", code, stderr.String())
+	}
+	var sum simSummary
+	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout.String())), &sum); err != nil {
+		t.Fatalf("summary %q: %v", stdout.String(), err)
+	}
+	t.Logf("after killing one of two instances: %s", strings.TrimSpace(stdout.String()))
+
+	st, err := models.Open(context.Background(), dbURL, models.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	count := func(q string, args ...any) int64 {
+		var n int64
+		if err := st.DB.Raw(q, args...).Scan(&n).Error; err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	total := count("SELECT COUNT(*) FROM conversations")
+	if sum.Escalations < 10 || total < sum.Escalations {
+		t.Fatalf("%d conversations stored for %d escalations answered 201; want every one stored", total, sum.Escalations)
+	}
+	// A POST that A committed but could not answer is unknown to the bots;
+	// only such orphans may still be open.
+	if open := count("SELECT COUNT(*) FROM conversations WHERE status IN ('queued', 'offered', 'active')"); open > total-sum.Escalations {
+		t.Fatalf("%d conversations still open, more than the %d the bots never heard of", open, total-sum.Escalations)
+	}
+	if sum.Assigned < sum.Escalations || sum.Resolved != sum.Assigned {
+		t.Fatalf("summary %+v: want every escalation assigned and resolved despite the crash", sum)
+	}
+	if twice := count(`SELECT COUNT(*) FROM (SELECT conversation_id FROM offers WHERE status = 'accepted'
+		GROUP BY conversation_id HAVING COUNT(*) > 1) AS x`); twice != 0 {
+		t.Fatalf("%d conversations were assigned twice", twice)
+	}
+	if dup := count(`SELECT COUNT(*) FROM (SELECT conversation_id, sender, client_id FROM messages WHERE client_id IS NOT NULL
+		GROUP BY conversation_id, sender, client_id HAVING COUNT(*) > 1) AS x`); dup != 0 {
+		t.Fatalf("%d messages were stored twice", dup)
+	}
+	if earned := count("SELECT COUNT(*) FROM earnings"); earned != count("SELECT COUNT(*) FROM conversations WHERE status IN ('resolved', 'closed')") {
+		t.Fatalf("%d earnings for the resolved conversations; want one each", earned)
+	}
+}
