@@ -97,6 +97,7 @@ func TestBrowserLiveHandoff(t *testing.T) {
 	agent.typeInto(pane+" .composer input[name=text]", "Great, I am on it")
 	agent.click(pane + " .composer button[type=submit]")
 	customer.waitFor("Maya's message after the drop", liveUICount("#messages", "Great, I am on it")+` === 1`)
+	agent.waitFor("Maya's message acknowledged after the drop", `document.querySelectorAll("`+pane+` li.pending").length === 0`)
 	customer.expectSeqs("#messages", 6)
 	agent.expectSeqs(pane+" .messages", 6)
 
