@@ -25,6 +25,10 @@ type Config struct {
 	// SnapshotTTL is how long the agents-online snapshot behind wait
 	// estimates may be reused (dispatch itself always reads afresh).
 	SnapshotTTL time.Duration
+	// DispatchConns gives the dispatcher a connection pool of its own on
+	// PostgreSQL, so a flood of requests cannot starve it of connections
+	// (0: it shares the server's pool).
+	DispatchConns int
 	// TrustProxy makes the client IP come from X-Forwarded-For (behind a
 	// load balancer). Off by default, so a client cannot pick its own IP.
 	TrustProxy bool
@@ -33,13 +37,14 @@ type Config struct {
 // Defaults returns the configuration of a local run.
 func Defaults() Config {
 	return Config{
-		Addr:        "127.0.0.1:8080",
-		BaseURL:     "http://localhost:8080",
-		DatabaseURL: "sqlite:data/handoff.db",
-		LoginRate:   LoginRate{Account: Rate{N: 5, Per: 15 * time.Minute}, IP: Rate{N: 50, Per: 15 * time.Minute}},
-		APIRate:     Rate{N: 50, Per: time.Second},
-		SessionTTL:  12 * time.Hour,
-		SnapshotTTL: 250 * time.Millisecond,
+		Addr:          "127.0.0.1:8080",
+		BaseURL:       "http://localhost:8080",
+		DatabaseURL:   "sqlite:data/handoff.db",
+		LoginRate:     LoginRate{Account: Rate{N: 5, Per: 15 * time.Minute}, IP: Rate{N: 50, Per: 15 * time.Minute}},
+		APIRate:       Rate{N: 50, Per: time.Second},
+		SessionTTL:    12 * time.Hour,
+		SnapshotTTL:   250 * time.Millisecond,
+		DispatchConns: 6,
 	}
 }
 

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/handoffhq/handoff/app/realtime"
@@ -86,9 +85,9 @@ func (s *Server) queueInfo(ctx context.Context, b *models.Brand, conv *models.Co
 // gates and bars (busy or not), and the wait their free seats and the
 // brand's recent handle times suggest.
 func estimate(now time.Time, b *models.Brand, conv matching.Conversation, pos int, cands []matching.Candidate, handle, accept time.Duration) queueInfo {
-	res := matching.Rank(now, conv, matchRules(b), cands)
-	q := queueInfo{Position: pos, EligibleOnline: res.EligibleOnline}
-	q.Wait, q.Known = matching.EstimateWait(pos, res.EligibleOnline, res.FreeSeats, handle, accept)
+	eligible, free := matching.Census(now, conv, matchRules(b), cands)
+	q := queueInfo{Position: pos, EligibleOnline: eligible}
+	q.Wait, q.Known = matching.EstimateWait(pos, eligible, free, handle, accept)
 	return q
 }
 
@@ -103,7 +102,7 @@ func matchCandidates(agents []models.AgentState) []matching.Candidate {
 // publishQueues sends every waiting customer connected here their place
 // in line and estimated wait, when it changed since the last sweep.
 func (s *Server) publishQueues(ctx context.Context) error {
-	waiting, err := s.store.WaitingConversations(ctx, "")
+	waiting, err := s.ds.WaitingConversations(ctx, "")
 	if err != nil {
 		return err
 	}
@@ -122,11 +121,11 @@ func (s *Server) publishQueues(ctx context.Context) error {
 		for id := range byBrand {
 			ids = append(ids, id)
 		}
-		brands, err := s.store.Brands(ctx, ids)
+		brands, err := s.ds.Brands(ctx, ids)
 		if err != nil {
 			return err
 		}
-		now := s.store.Now()
+		now := s.ds.Now()
 		for brandID, queue := range byBrand {
 			matching.SortQueue(queue)
 			var handle, accept time.Duration
@@ -170,7 +169,7 @@ func (s *Server) publishQueues(ctx context.Context) error {
 // presence leases, abandon overdue conversations, then offer queued
 // conversations to the best eligible agents, and tell everyone concerned.
 func (s *Server) dispatchPass(ctx context.Context) error {
-	expired, err := s.store.ExpireOffers(ctx)
+	expired, err := s.ds.ExpireOffers(ctx)
 	if err != nil {
 		return err
 	}
@@ -182,7 +181,7 @@ func (s *Server) dispatchPass(ctx context.Context) error {
 		s.emitFrame(agentTopic(e.AgentID), "offer.expired", data)
 		s.emitFrame(convTopic(e.ConversationID), "conversation", conversationFrame{ID: e.ConversationID, Status: models.ConvQueued})
 	}
-	lapse, err := s.store.LapsePresence(ctx, presenceLease, presenceGrace)
+	lapse, err := s.ds.LapsePresence(ctx, presenceLease, presenceGrace)
 	if err != nil {
 		return err
 	}
@@ -195,7 +194,7 @@ func (s *Server) dispatchPass(ctx context.Context) error {
 	for _, id := range lapse.Offline {
 		s.emitFrame(agentTopic(id), "presence", map[string]string{"presence": models.PresenceOffline, "notice": "You were offline too long; your chats went back to the queue."})
 	}
-	abandoned, rescinded, err := s.store.AbandonOverdue(ctx)
+	abandoned, rescinded, err := s.ds.AbandonOverdue(ctx)
 	if err != nil {
 		return err
 	}
@@ -205,7 +204,7 @@ func (s *Server) dispatchPass(ctx context.Context) error {
 	for i := range abandoned {
 		s.publishConversation(&abandoned[i])
 	}
-	if _, err := s.store.CloseResolved(ctx); err != nil {
+	if _, err := s.ds.CloseResolved(ctx); err != nil {
 		return err
 	}
 	if err := s.offerQueued(ctx); err != nil {
@@ -216,11 +215,11 @@ func (s *Server) dispatchPass(ctx context.Context) error {
 
 // offerQueued offers queued conversations, greedily in queue order.
 func (s *Server) offerQueued(ctx context.Context) error {
-	queued, err := s.store.QueuedConversations(ctx, 1000)
+	queued, err := s.ds.QueuedConversations(ctx, 1000)
 	if err != nil || len(queued) == 0 {
 		return err
 	}
-	agents, err := s.store.OnlineAgents(ctx, presenceLease)
+	agents, err := s.ds.OnlineAgents(ctx, presenceLease)
 	if err != nil || len(agents) == 0 {
 		return err
 	}
@@ -238,7 +237,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	for id := range brandIDs {
 		ids = append(ids, id)
 	}
-	brands, err := s.store.Brands(ctx, ids)
+	brands, err := s.ds.Brands(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -246,7 +245,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	for id, b := range brands {
 		rules[id] = matchRules(b)
 	}
-	history, err := s.store.OfferHistory(ctx, convIDs)
+	history, err := s.ds.OfferHistory(ctx, convIDs)
 	if err != nil {
 		return err
 	}
@@ -260,22 +259,30 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	for i := range agents {
 		cands[i] = matchCandidate(&agents[i])
 	}
-	for _, a := range matching.Assign(s.store.Now(), queue, rules, cands, rel) {
+	var batch []models.NewOffer
+	for _, a := range matching.Assign(s.ds.Now(), queue, rules, cands, rel) {
 		conv, b := byID[a.ConversationID], brands[byID[a.ConversationID].BrandID]
 		why, err := json.Marshal(a.Explanation)
 		if err != nil {
 			return err
 		}
-		o, err := s.store.CreateOffer(ctx, models.NewOffer{ConversationID: conv.ID, AgentID: a.AgentID,
+		batch = append(batch, models.NewOffer{ConversationID: conv.ID, AgentID: a.AgentID,
 			PayMinor: b.PayRateMinor, Currency: b.Currency, Explanation: string(why),
 			Timeout: time.Duration(b.OfferTimeoutSeconds) * time.Second})
-		if errors.Is(err, models.ErrConflict) {
-			continue // another pass or instance got there first
-		}
-		if err != nil {
-			return err
-		}
-		s.publishOffer(o, conv, b)
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	// One commit for the whole batch; offers whose conversation or agent
+	// changed meanwhile (another instance, an accept) are skipped.
+	made, err := s.ds.CreateOffers(ctx, batch)
+	if err != nil {
+		return err
+	}
+	for i := range made {
+		o := &made[i]
+		conv := byID[o.ConversationID]
+		s.publishOffer(o, conv, brands[conv.BrandID])
 		s.emitFrame(convTopic(conv.ID), "conversation", conversationFrame{ID: conv.ID, Status: models.ConvOffered})
 	}
 	return nil

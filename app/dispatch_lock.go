@@ -19,10 +19,10 @@ const dispatchLockID = 0x6469737061746368
 // that instance's pass or the next one sees the same rows. On SQLite (one
 // instance) the pass just runs.
 func (s *Server) exclusivePass(ctx context.Context, pass func(context.Context) error) error {
-	if s.store.Dialect != models.Postgres {
+	if s.ds.Dialect != models.Postgres {
 		return pass(ctx)
 	}
-	sqlDB, err := s.store.DB.DB()
+	sqlDB, err := s.ds.DB.DB()
 	if err != nil {
 		return err
 	}

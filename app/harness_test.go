@@ -49,7 +49,8 @@ func newTestServer(t testing.TB, db *modeltest.DB, opts ...func(*Config)) *testS
 	t.Helper()
 	cfg := Defaults()
 	cfg.DatabaseURL = db.URL
-	cfg.SnapshotTTL = 0 // tests change agents straight in the store
+	cfg.SnapshotTTL = 0   // tests change agents straight in the store
+	cfg.DispatchConns = 0 // and read what the dispatcher wrote through it
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -108,7 +108,7 @@ func (p *peers) send(ctx context.Context) {
 			return
 		}
 		for attempt := 0; attempt < 3; attempt++ {
-			err = p.s.store.DB.WithContext(ctx).Exec("SELECT pg_notify(?, ?)", notifyChannel, string(b)).Error
+			err = p.s.ds.DB.WithContext(ctx).Exec("SELECT pg_notify(?, ?)", notifyChannel, string(b)).Error
 			if err == nil || ctx.Err() != nil {
 				break
 			}

@@ -37,7 +37,8 @@ type Server struct {
 	apiLimit   *limiter
 	dispatcher waker
 	loop       *matching.Dispatcher
-	peers      *peers // nil on SQLite: one instance only
+	peers      *peers        // nil on SQLite: one instance only
+	ds         *models.Store // the dispatcher's store: its own pool, or store
 	snap       agentSnapshot
 	queueMu    sync.Mutex
 	lastQueue  map[string]string // conversation → last queue frame sent
@@ -57,8 +58,14 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, store: store, log: log, secure: strings.HasPrefix(cfg.BaseURL, "https://")}
+	s := &Server{cfg: cfg, store: store, ds: store, log: log, secure: strings.HasPrefix(cfg.BaseURL, "https://")}
 	var err error
+	if store.Dialect == models.Postgres && cfg.DispatchConns > 0 {
+		if s.ds, err = models.Open(ctx, cfg.DatabaseURL, models.Options{Clock: store.Clock, Log: log, MaxOpenConns: cfg.DispatchConns}); err != nil {
+			return nil, fmt.Errorf("dispatcher pool: %w", err)
+		}
+		s.ds.PasswordCost = store.PasswordCost
+	}
 	if len(cfg.SecretKeys) > 0 {
 		s.keys, err = ParseSecretKeys(cfg.SecretKeys)
 	} else {
@@ -96,6 +103,14 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	}
 	s.routes()
 	return s, nil
+}
+
+// Close releases what New opened besides the store it was given.
+func (s *Server) Close() error {
+	if s.ds != s.store {
+		return s.ds.Close()
+	}
+	return nil
 }
 
 // Handler returns the server's HTTP handler.

@@ -27,14 +27,14 @@ type recentTimes struct {
 // onlineAgents returns the agents online, at most cfg.SnapshotTTL old.
 func (s *Server) onlineAgents(ctx context.Context) ([]models.AgentState, error) {
 	if s.cfg.SnapshotTTL <= 0 {
-		return s.store.OnlineAgents(ctx, presenceLease)
+		return s.ds.OnlineAgents(ctx, presenceLease)
 	}
 	s.snap.mu.Lock()
 	defer s.snap.mu.Unlock()
 	if time.Since(s.snap.at) < s.cfg.SnapshotTTL {
 		return s.snap.agents, nil
 	}
-	agents, err := s.store.OnlineAgents(ctx, presenceLease)
+	agents, err := s.ds.OnlineAgents(ctx, presenceLease)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ func (s *Server) recentTimes(ctx context.Context, brandID string) (time.Duration
 			return rt.handle, rt.accept, nil
 		}
 	}
-	handle, accept, err := s.store.RecentTimes(ctx, brandID)
+	handle, accept, err := s.ds.RecentTimes(ctx, brandID)
 	if err != nil || s.cfg.SnapshotTTL <= 0 {
 		return handle, accept, err
 	}

@@ -54,3 +54,26 @@ func TestDispatcherSweepsOnTicks(t *testing.T) {
 	cancel()
 	<-d.Done()
 }
+
+func TestCensusAgreesWithRank(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	conv := Conversation{ID: "c", BrandID: "b", Language: "en", Skills: []string{"billing"}, Priority: 5, QueuedAt: now}
+	cands := []Candidate{
+		{ID: "a1", Approved: true, Presence: PresenceOnline, Capacity: 2, Active: 1, Languages: []string{"en"}, Skills: map[string]int{"billing": 3}},
+		{ID: "a2", Approved: true, Presence: PresenceOnline, Capacity: 1, Active: 1, Languages: []string{"en-GB"}, Skills: map[string]int{"billing": 5}},
+		{ID: "a3", Approved: true, Presence: PresenceOnline, Capacity: 3, HasPendingOffer: true, Languages: []string{"en"}, Skills: map[string]int{"billing": 4}},
+		{ID: "a4", Approved: true, Presence: PresenceOnline, Capacity: 1, Languages: []string{"de"}, Skills: map[string]int{"billing": 5}},
+		{ID: "a5", Approved: true, Presence: PresenceAway, Capacity: 1, Languages: []string{"en"}, Skills: map[string]int{"billing": 5}},
+		{ID: "a6", Approved: true, Presence: PresenceOnline, Capacity: 1, Languages: []string{"en"}, Skills: map[string]int{"billing": 1}},
+	}
+	for _, rules := range []Rules{{}, {MinSkillLevel: 3}, {MinSkillLevel: 5}} {
+		res := Rank(now, conv, rules, cands)
+		e, f := Census(now, conv, rules, cands)
+		if e != res.EligibleOnline || f != res.FreeSeats {
+			t.Fatalf("rules %+v: Census = %d eligible, %d free; Rank says %d, %d", rules, e, f, res.EligibleOnline, res.FreeSeats)
+		}
+	}
+	if e, f := Census(now, conv, Rules{MinSkillLevel: 3}, cands); e != 3 || f != 3 {
+		t.Fatalf("Census = %d eligible, %d free; want a1, a2, a3 with 1 + 0 + 2 seats", e, f)
+	}
+}

@@ -440,3 +440,30 @@ func gates(rules Rules) []string {
 }
 
 func clamp01(f float64) float64 { return min(max(f, 0), 1) }
+
+// Census counts, for conv at now, the candidates who pass every gate and
+// bar except those of the moment (EligibleOnline) and the seats they have
+// free (FreeSeats), as Rank's Result would, without scoring or sorting:
+// what a wait estimate needs, cheaply enough for every escalation.
+func Census(now time.Time, conv Conversation, rules Rules, cands []Candidate) (eligibleOnline, freeSeats int) {
+	bars, _ := rules.BarsAt(conv.Waited(now))
+	k := &ranker{now: now, conv: conv, rules: rules, bars: bars}
+	k.skillReasons = make([]string, len(conv.Skills))
+	for i, s := range conv.Skills {
+		k.skillReasons[i] = ReasonSkillPrefix + s
+	}
+	for i := range cands {
+		c := &cands[i]
+		var v view
+		if k.qualify(c, &v) != "" {
+			continue
+		}
+		eligibleOnline++
+		free := c.Capacity - c.Active
+		if v.pending {
+			free--
+		}
+		freeSeats += max(free, 0)
+	}
+	return eligibleOnline, freeSeats
+}

@@ -386,3 +386,36 @@ func TestOffersAndAcceptsNeedAFreeSeat(t *testing.T) {
 		}
 	})
 }
+
+func TestCreateOffersSkipsStaleDecisions(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		if err := db.Store.SetAvailability(ctx, f.agent.ID, models.PresenceOnline, 1); err != nil {
+			t.Fatal(err)
+		}
+		a, b := f.escalate(t, "batch-a"), f.escalate(t, "batch-b")
+		gone := f.escalate(t, "batch-gone")
+		if _, err := db.Store.CancelConversation(ctx, f.brand.ID, gone.ID, "left"); err != nil {
+			t.Fatal(err)
+		}
+		offer := func(c *models.Conversation) models.NewOffer {
+			return models.NewOffer{ConversationID: c.ID, AgentID: f.agent.ID, PayMinor: 450, Currency: "USD", Timeout: 20 * time.Second}
+		}
+		// Three decisions for one agent: the abandoned conversation is
+		// skipped, the first live one is offered, the second would give the
+		// agent two pending offers and is skipped, its conversation queued.
+		made, err := db.Store.CreateOffers(ctx, []models.NewOffer{offer(gone), offer(a), offer(b)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(made) != 1 || made[0].ConversationID != a.ID {
+			t.Fatalf("made %+v; want one offer, for %s", made, a.ID)
+		}
+		for id, want := range map[string]string{a.ID: models.ConvOffered, b.ID: models.ConvQueued, gone.ID: models.ConvAbandoned} {
+			if c, _ := db.Store.ConversationByID(ctx, id); c.Status != want {
+				t.Fatalf("conversation %s is %s; want %s", id, c.Status, want)
+			}
+		}
+	})
+}

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -80,6 +81,54 @@ func (s *Store) CreateOffer(ctx context.Context, in NewOffer) (*Offer, error) {
 		return nil, fmt.Errorf("a pending offer exists: %w", ErrConflict)
 	}
 	return o, err
+}
+
+// CreateOffers records a batch of offers in one transaction, so a busy
+// dispatcher pays for one commit per pass instead of one per offer. Each
+// offer is made only if its conversation is still queued, its agent still
+// has a free seat and neither has a pending offer (checked with
+// conditional statements that skip instead of failing, so one stale
+// decision does not undo the others). It returns the offers made.
+func (s *Store) CreateOffers(ctx context.Context, in []NewOffer) ([]Offer, error) {
+	var made []Offer
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		made = made[:0]
+		now := s.Now()
+		for _, n := range in {
+			if err := seatFree(tx, n.AgentID); errors.Is(err, ErrConflict) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			res := tx.Model(&Conversation{}).Where("id = ? AND status = ?", n.ConversationID, ConvQueued).
+				Updates(map[string]any{"status": ConvOffered, "updated_at": now})
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				continue
+			}
+			o := Offer{ID: NewID(), ConversationID: n.ConversationID, AgentID: n.AgentID, Status: OfferPending,
+				PayMinor: n.PayMinor, SurgeMinor: n.SurgeMinor, Currency: n.Currency, Explanation: n.Explanation,
+				CreatedAt: now, ExpiresAt: now.Add(n.Timeout)}
+			res = tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&o)
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 { // a pending offer exists for one side
+				if err := requeue(tx, n.ConversationID, now); err != nil {
+					return err
+				}
+				continue
+			}
+			made = append(made, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return made, nil
 }
 
 // Offer returns an offer by id.
