@@ -219,7 +219,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	if err != nil || len(queued) == 0 {
 		return err
 	}
-	agents, err := s.ds.OnlineAgents(ctx, presenceLease)
+	agents, err := s.liveAgents(ctx)
 	if err != nil || len(agents) == 0 {
 		return err
 	}

@@ -40,6 +40,7 @@ type Server struct {
 	peers      *peers        // nil on SQLite: one instance only
 	ds         *models.Store // the dispatcher's store: its own pool, or store
 	snap       agentSnapshot
+	profiles   profileCache
 	queueMu    sync.Mutex
 	lastQueue  map[string]string // conversation → last queue frame sent
 

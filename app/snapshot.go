@@ -34,7 +34,7 @@ func (s *Server) onlineAgents(ctx context.Context) ([]models.AgentState, error) 
 	if time.Since(s.snap.at) < s.cfg.SnapshotTTL {
 		return s.snap.agents, nil
 	}
-	agents, err := s.ds.OnlineAgents(ctx, presenceLease)
+	agents, err := s.liveAgents(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -64,4 +64,61 @@ func (s *Server) recentTimes(ctx context.Context, brandID string) (time.Duration
 	s.snap.times[brandID] = recentTimes{at: time.Now(), handle: handle, accept: accept}
 	s.snap.mu.Unlock()
 	return handle, accept, nil
+}
+
+// profileCache keeps agents' languages and skills, which change only with
+// their application, so a dispatch pass reads just what changes. Entries
+// are refreshed after profileTTL; agents not yet cached are read at once.
+type profileCache struct {
+	mu sync.Mutex
+	m  map[string]cachedProfile
+}
+
+type cachedProfile struct {
+	at time.Time
+	p  models.AgentProfile
+}
+
+const profileTTL = 30 * time.Second
+
+// liveAgents is OnlineAgents with cached profiles (or fresh ones when
+// caching is off, as in tests).
+func (s *Server) liveAgents(ctx context.Context) ([]models.AgentState, error) {
+	if s.cfg.SnapshotTTL <= 0 {
+		return s.ds.OnlineAgents(ctx, presenceLease)
+	}
+	states, err := s.ds.OnlineAgentStates(ctx, presenceLease)
+	if err != nil || len(states) == 0 {
+		return states, err
+	}
+	now := time.Now()
+	s.profiles.mu.Lock()
+	if s.profiles.m == nil {
+		s.profiles.m = map[string]cachedProfile{}
+	}
+	var missing []string
+	for _, a := range states {
+		if c, ok := s.profiles.m[a.ID]; !ok || now.Sub(c.at) > profileTTL {
+			missing = append(missing, a.ID)
+		}
+	}
+	s.profiles.mu.Unlock()
+	if len(missing) > 0 {
+		fresh, err := s.ds.AgentProfiles(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		s.profiles.mu.Lock()
+		for id, p := range fresh {
+			s.profiles.m[id] = cachedProfile{at: now, p: p}
+		}
+		s.profiles.mu.Unlock()
+	}
+	s.profiles.mu.Lock()
+	defer s.profiles.mu.Unlock()
+	for i := range states {
+		p := s.profiles.m[states[i].ID].p
+		states[i].Languages, states[i].Skills = p.Languages, p.Skills
+	}
+	return states, nil
 }

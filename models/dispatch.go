@@ -32,10 +32,65 @@ type AgentState struct {
 // their pending offers; resolved counts and ratings are kept on the agent
 // row as they happen.
 func (s *Store) OnlineAgents(ctx context.Context, lease time.Duration) ([]AgentState, error) {
+	out, err := s.OnlineAgentStates(ctx, lease)
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	ids := make([]string, len(out))
+	for i := range out {
+		ids[i] = out[i].ID
+	}
+	profiles, err := s.AgentProfiles(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		p := profiles[out[i].ID]
+		out[i].Languages, out[i].Skills = p.Languages, p.Skills
+	}
+	return out, nil
+}
+
+// AgentProfile is what rarely changes about an agent: languages and skills.
+type AgentProfile struct {
+	Languages []string
+	Skills    map[string]int
+}
+
+// AgentProfiles reads the languages and skills of the given agents.
+func (s *Store) AgentProfiles(ctx context.Context, ids []string) (map[string]AgentProfile, error) {
+	db := s.DB.WithContext(ctx)
+	out := make(map[string]AgentProfile, len(ids))
+	for _, id := range ids {
+		out[id] = AgentProfile{Skills: map[string]int{}}
+	}
+	for start := 0; start < len(ids); start += 500 {
+		part := ids[start:min(start+500, len(ids))]
+		var langs []AgentLanguage
+		if err := db.Raw("SELECT agent_id, language FROM agent_languages WHERE agent_id IN ? ORDER BY agent_id, language", part).Scan(&langs).Error; err != nil {
+			return nil, err
+		}
+		for _, l := range langs {
+			p := out[l.AgentID]
+			p.Languages = append(p.Languages, l.Language)
+			out[l.AgentID] = p
+		}
+		var skills []AgentSkill
+		if err := db.Raw("SELECT agent_id, skill, level FROM agent_skills WHERE agent_id IN ?", part).Scan(&skills).Error; err != nil {
+			return nil, err
+		}
+		for _, sk := range skills {
+			out[sk.AgentID].Skills[sk.Skill] = sk.Level
+		}
+	}
+	return out, nil
+}
+
+// OnlineAgentStates is OnlineAgents without languages and skills: what
+// changes from one dispatch pass to the next.
+func (s *Store) OnlineAgentStates(ctx context.Context, lease time.Duration) ([]AgentState, error) {
 	db := s.DB.WithContext(ctx)
 	since := s.Now().Add(-lease)
-	const online = `SELECT agents.id FROM agents JOIN users ON users.id = agents.user_id AND users.status = 'active'
-		WHERE agents.status = 'approved' AND agents.presence = 'online' AND agents.last_seen_at > ?`
 	var rows []struct {
 		ID            string
 		DisplayName   string
@@ -63,24 +118,6 @@ func (s *Store) OnlineAgents(ctx context.Context, lease time.Duration) ([]AgentS
 			LastSeenAt: r.LastSeenAt, FreeSince: r.FreeSince, CreatedAt: r.CreatedAt, Skills: map[string]int{},
 			ResolvedCount: r.ResolvedCount, RatingSum: r.RatingSum, RatingCount: r.RatingCount}
 		index[r.ID] = &out[i]
-	}
-	var langs []AgentLanguage
-	if err := db.Raw("SELECT agent_id, language FROM agent_languages WHERE agent_id IN ("+online+") ORDER BY agent_id, language", since).Scan(&langs).Error; err != nil {
-		return nil, err
-	}
-	for _, l := range langs {
-		if a := index[l.AgentID]; a != nil {
-			a.Languages = append(a.Languages, l.Language)
-		}
-	}
-	var skills []AgentSkill
-	if err := db.Raw("SELECT agent_id, skill, level FROM agent_skills WHERE agent_id IN ("+online+")", since).Scan(&skills).Error; err != nil {
-		return nil, err
-	}
-	for _, sk := range skills {
-		if a := index[sk.AgentID]; a != nil {
-			a.Skills[sk.Skill] = sk.Level
-		}
 	}
 	var active []struct {
 		AgentID string
