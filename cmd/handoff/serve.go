@@ -46,6 +46,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		ln.Close()
 		return err
 	}
+	defer srv.Close()
 	if *demo {
 		created, err := st.Seed(ctx)
 		if err != nil {
