@@ -38,6 +38,7 @@ type simConfig struct {
 	messages         int // chat messages per conversation, customer and agent together
 	prefix           string
 	capacity         int
+	idle             int // > 0: measure that many idle customer sockets instead
 }
 
 // simAgentPassword is the password of every simulated agent; they are test
@@ -72,6 +73,9 @@ func cmdSimulate(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
+	if cfg.idle > 0 {
+		return runIdle(ctx, cfg, stdout, stderr)
+	}
 	s := newSim(cfg, stderr)
 	defer s.client.CloseIdleConnections()
 	sum, err := s.run(ctx)
@@ -104,6 +108,7 @@ func parseSimulateFlags(args []string, getenv func(string) string, stderr io.Wri
 	messages := fs.Int("messages", 3, "chat messages per conversation, customer and agent together (the customer writes first)")
 	prefix := fs.String("agent-prefix", "sim", "prefix of the simulated agents' emails: PREFIX-agent-0001@"+simEmailDomain)
 	capacity := fs.Int("capacity", 1, "chats each simulated agent takes at once (1-3)")
+	idle := fs.Int("idle", 0, "instead of a run, open this many idle customer sockets, hold them for --duration and report the server's memory")
 	if err := fs.Parse(args); err != nil {
 		return simConfig{}, errUsage
 	}
@@ -123,7 +128,7 @@ func parseSimulateFlags(args []string, getenv func(string) string, stderr io.Wri
 	}
 	cfg := simConfig{urls: urls, apiKey: strings.TrimSpace(*apiKey), agents: *agents, rate: *rate, duration: *duration,
 		settle: *settle, handleTime: time.Duration(*handle * float64(time.Second)), operatorEmail: *opEmail,
-		operatorPassword: *opPassword, language: *lang, messages: *messages, prefix: *prefix, capacity: *capacity}
+		operatorPassword: *opPassword, language: *lang, messages: *messages, prefix: *prefix, capacity: *capacity, idle: *idle}
 	for _, sk := range strings.Split(*skills, ",") {
 		if sk = strings.TrimSpace(sk); sk != "" {
 			cfg.skills = append(cfg.skills, sk)
