@@ -22,7 +22,7 @@ const (
 	notifyChannel  = "handoff_events"
 	notifyEvery    = 2 * time.Millisecond
 	notifyMaxBytes = 7000 // PostgreSQL refuses payloads of 8,000 bytes
-	peerQueue      = 1 << 16
+	peerQueue      = 1 << 13
 )
 
 // peerEvent is one change for the other instances.

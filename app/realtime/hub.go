@@ -33,7 +33,7 @@ func Encode(typ string, data any) ([]byte, error) {
 
 // SubscriberBuffer is how many frames a subscriber may fall behind before
 // it is dropped.
-const SubscriberBuffer = 256
+const SubscriberBuffer = 64
 
 // Sub is one subscriber: a websocket connection listening to topics.
 type Sub struct {
