@@ -173,6 +173,7 @@ func (s *Server) dispatchPass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metrics.offers.WithLabelValues("expired").Add(float64(len(expired)))
 	for _, e := range expired {
 		data := map[string]any{"offer_id": e.ID, "set_away": e.SetAway}
 		if e.SetAway {
@@ -185,6 +186,7 @@ func (s *Server) dispatchPass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metrics.offers.WithLabelValues("withdrawn").Add(float64(len(lapse.Withdrawn)))
 	for _, o := range lapse.Withdrawn {
 		s.emitFrame(agentTopic(o.AgentID), "offer.withdrawn", map[string]string{"offer_id": o.ID, "reason": "We lost your connection."})
 	}
@@ -198,6 +200,7 @@ func (s *Server) dispatchPass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metrics.offers.WithLabelValues("withdrawn").Add(float64(len(rescinded)))
 	for _, o := range rescinded {
 		s.emitFrame(agentTopic(o.AgentID), "offer.withdrawn", map[string]string{"offer_id": o.ID, "reason": "The customer left."})
 	}
@@ -279,9 +282,11 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metrics.offers.WithLabelValues("made").Add(float64(len(made)))
 	for i := range made {
 		o := &made[i]
 		conv := byID[o.ConversationID]
+		s.metrics.toOffer.Observe(o.CreatedAt.Sub(conv.QueuedAt).Seconds())
 		s.publishOffer(o, conv, brands[conv.BrandID])
 		s.emitFrame(convTopic(conv.ID), "conversation", conversationFrame{ID: conv.ID, Status: models.ConvOffered})
 	}

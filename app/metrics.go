@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/subtle"
 	"net"
 	"net/http"
@@ -23,6 +24,9 @@ type metrics struct {
 	logins   *prometheus.CounterVec
 	sockets  prometheus.Counter
 	online   prometheus.Gauge
+	passes   *prometheus.HistogramVec // dispatch pass duration by kind
+	toOffer  prometheus.Histogram     // queued → offered
+	offers   *prometheus.CounterVec   // offers by outcome
 }
 
 func newMetrics() *metrics {
@@ -43,6 +47,18 @@ func newMetrics() *metrics {
 	m.online = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "handoff_websocket_open", Help: "Websockets open now.",
 	})
+	m.passes = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "handoff_dispatch_pass_seconds", Help: "Dispatch pass duration: offer (on wake) or sweep (every second).",
+		Buckets: []float64{.001, .0025, .005, .01, .02, .03, .05, .1, .25, .5, 1},
+	}, []string{"kind"})
+	m.toOffer = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "handoff_escalation_to_offer_seconds", Help: "Time from a conversation entering the queue to its offer.",
+		Buckets: []float64{.005, .01, .02, .03, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
+	m.offers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "handoff_offers_total", Help: "Offers by outcome: made, accepted, declined, expired, withdrawn.",
+	}, []string{"outcome"})
+	m.reg.MustRegister(m.passes, m.toOffer, m.offers)
 	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sockets, m.online,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -106,4 +122,15 @@ func (s *Server) operatorProbe(c echo.Context) bool {
 		ok = ip != nil && ip.IsLoopback() && c.Request().Header.Get("X-Forwarded-For") == ""
 	}
 	return ok
+}
+
+// timedPass records how long each dispatch pass takes.
+func (s *Server) timedPass(kind string, pass func(context.Context) error) func(context.Context) error {
+	h := s.metrics.passes.WithLabelValues(kind)
+	return func(ctx context.Context) error {
+		start := time.Now()
+		err := pass(ctx)
+		h.Observe(time.Since(start).Seconds())
+		return err
+	}
 }

@@ -91,8 +91,8 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	}
 	s.sockets, s.stopSockets = context.WithCancel(context.Background())
 	s.loop = matching.NewDispatcher(
-		func(ctx context.Context) error { return s.exclusivePass(ctx, s.offerQueued) },
-		func(ctx context.Context) error { return s.exclusivePass(ctx, s.dispatchPass) },
+		s.timedPass("offer", func(ctx context.Context) error { return s.exclusivePass(ctx, s.offerQueued) }),
+		s.timedPass("sweep", func(ctx context.Context) error { return s.exclusivePass(ctx, s.dispatchPass) }),
 		time.Second, log)
 	s.dispatcher = s.loop
 	s.echo = echo.New()

@@ -247,6 +247,7 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 			}
 			return err
 		}
+		s.metrics.offers.WithLabelValues("accepted").Inc()
 		s.hub.AddTopic(a.sub, convTopic(conv.ID))
 		ch, err := s.agentChatOf(ctx, conv)
 		if err != nil {
@@ -268,6 +269,7 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 		if _, err := s.store.DeclineOffer(ctx, a.agentID, d.OfferID, d.Reason); err != nil {
 			return err
 		}
+		s.metrics.offers.WithLabelValues("declined").Inc()
 		s.wake()
 		return a.send(ctx, "offer.declined", map[string]string{"offer_id": d.OfferID})
 	case "message.send":
