@@ -14,7 +14,6 @@ const (
 	// customerLinkTTL bounds a customer link even if its conversation is
 	// never closed; the link stops working once the conversation closes.
 	customerLinkTTL = 30 * 24 * time.Hour
-	customerCookie  = "handoff_chat"
 )
 
 // SignCustomer issues the customer's link token for one conversation.

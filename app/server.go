@@ -33,26 +33,21 @@ type Server struct {
 	mailer  Mailer
 	secure  bool // cookies get Secure: the base URL is https
 
-	hub        *realtime.Hub
-	apiLimit   *limiter
-	dispatcher waker
-	loop       *matching.Dispatcher
-	peers      *peers        // nil on SQLite: one instance only
-	ds         *models.Store // the dispatcher's store: its own pool, or store
-	snap       agentSnapshot
-	profiles   profileCache
-	queueMu    sync.Mutex
-	lastQueue  map[string]string // conversation → last queue frame sent
+	hub       *realtime.Hub
+	apiLimit  *limiter
+	loop      *matching.Dispatcher
+	peers     *peers        // nil on SQLite: one instance only
+	ds        *models.Store // the dispatcher's store: its own pool, or store
+	snap      agentSnapshot
+	profiles  profileCache
+	queueMu   sync.Mutex
+	lastQueue map[string]string // conversation → last queue frame sent
 
 	// sockets is the context of every websocket; Serve cancels it at
 	// shutdown, since http.Server.Shutdown does not wait for them.
 	sockets     context.Context
 	stopSockets context.CancelFunc
 }
-
-// waker is the dispatcher as handlers see it: something to wake at once
-// when there may be work (an escalation, an agent freed, a decline).
-type waker interface{ Wake() }
 
 // New builds a server over a migrated store.
 func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger) (*Server, error) {
@@ -94,7 +89,6 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 		s.timedPass("offer", func(ctx context.Context) error { return s.exclusivePass(ctx, s.offerQueued) }),
 		s.timedPass("sweep", func(ctx context.Context) error { return s.exclusivePass(ctx, s.dispatchPass) }),
 		time.Second, log)
-	s.dispatcher = s.loop
 	s.echo = echo.New()
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.handleError

@@ -364,9 +364,5 @@ func (c *wsConn) resume(ctx context.Context, convID string, after int) error {
 	}
 }
 
-// wake asks the dispatcher for a pass, when one runs in this process.
-func (s *Server) wake() {
-	if s.dispatcher != nil {
-		s.dispatcher.Wake()
-	}
-}
+// wake asks this process's dispatcher for a pass at once.
+func (s *Server) wake() { s.loop.Wake() }
