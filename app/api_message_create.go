@@ -36,7 +36,7 @@ func (s *Server) handleAPIMessageCreate(c echo.Context) error {
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
-		s.publishMessage(conv, m)
+		s.publishMessage(m)
 	}
 	return c.JSON(status, apiMessage{Seq: m.Seq, Sender: m.Sender, Text: m.Body, ClientID: m.ClientID, CreatedAt: m.CreatedAt})
 }

@@ -22,7 +22,11 @@ func (s *Server) handleCustomerPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.customerStateOf(c.Request().Context(), conv)
+	b, err := s.brand(c.Request().Context(), conv.BrandID)
+	if err != nil {
+		return err
+	}
+	st, err := s.customerStateOf(c.Request().Context(), conv, b)
 	if err != nil {
 		return err
 	}

@@ -67,9 +67,9 @@ func (s *Server) emitFrame(topic, typ string, data any) {
 }
 
 // publishMessage delivers a stored message to the conversation's sockets.
-func (s *Server) publishMessage(conv *models.Conversation, m *models.Message) {
-	s.publish(convTopic(conv.ID), "message", messageFrameOf(m))
-	s.peers.notify(peerEvent{K: "m", C: conv.ID, S: m.Seq})
+func (s *Server) publishMessage(m *models.Message) {
+	s.publish(convTopic(m.ConversationID), "message", messageFrameOf(m))
+	s.peers.notify(peerEvent{K: "m", C: m.ConversationID, S: m.Seq})
 }
 
 // publishConversation tells the conversation's sockets and its brand's live
@@ -83,11 +83,11 @@ func (s *Server) publishConversation(conv *models.Conversation) {
 func (s *Server) deliverConversation(ctx context.Context, conv *models.Conversation) {
 	f := conversationFrame{ID: conv.ID, Status: conv.Status, AgentID: conv.AgentID}
 	if conv.AgentID != nil {
-		if a, err := s.store.Agent(ctx, *conv.AgentID); err == nil {
-			f.AgentName = a.User.DisplayName
+		if name, err := s.agentName(ctx, *conv.AgentID); err == nil {
+			f.AgentName = name
 		}
 	}
-	if b, err := s.store.Brand(ctx, conv.BrandID); err == nil {
+	if b, err := s.brand(ctx, conv.BrandID); err == nil {
 		f.BrandName = b.Name
 	}
 	s.publish(convTopic(conv.ID), "conversation", f)

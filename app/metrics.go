@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/handoffhq/handoff/models"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -62,6 +63,16 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sockets, m.online,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchPool exports a connection pool's statistics (open, in use, waits
+// and time spent waiting for a connection) as go_sql_* with db=name.
+func (m *metrics) watchPool(name string, st *models.Store) error {
+	db, err := st.DB.DB()
+	if err != nil {
+		return err
+	}
+	return m.reg.Register(collectors.NewDBStatsCollector(db, name))
 }
 
 func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {

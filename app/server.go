@@ -33,15 +33,18 @@ type Server struct {
 	mailer  Mailer
 	secure  bool // cookies get Secure: the base URL is https
 
-	hub       *realtime.Hub
-	apiLimit  *limiter
-	loop      *matching.Dispatcher
-	peers     *peers        // nil on SQLite: one instance only
-	ds        *models.Store // the dispatcher's store: its own pool, or store
-	snap      agentSnapshot
-	profiles  profileCache
-	queueMu   sync.Mutex
-	lastQueue map[string]string // conversation → last queue frame sent
+	hub        *realtime.Hub
+	apiLimit   *limiter
+	loop       *matching.Dispatcher
+	peers      *peers        // nil on SQLite: one instance only
+	ds         *models.Store // the dispatcher's store: its own pool, or store
+	snap       agentSnapshot
+	profiles   profileCache
+	beats      beats
+	brands     ttlCache[models.Brand]
+	agentNames ttlCache[string]
+	queueMu    sync.Mutex
+	lastQueue  map[string]string // conversation → last queue frame sent
 
 	// sockets is the context of every websocket; Serve cancels it at
 	// shutdown, since http.Server.Shutdown does not wait for them.
@@ -76,7 +79,19 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	if s.mailer, err = newMailer(cfg.SMTPURL); err != nil {
 		return nil, err
 	}
+	s.brands.ttl = cfg.SnapshotTTL
+	if cfg.SnapshotTTL > 0 {
+		s.agentNames.ttl = profileTTL
+	}
 	s.metrics = newMetrics()
+	if err := s.metrics.watchPool("main", store); err != nil {
+		return nil, err
+	}
+	if s.ds != store {
+		if err := s.metrics.watchPool("dispatch", s.ds); err != nil {
+			return nil, err
+		}
+	}
 	s.logins = newLimiter(store.Now)
 	s.apiLimit = newLimiter(store.Now)
 	s.hub = realtime.NewHub()
@@ -153,6 +168,7 @@ func (s *Server) RunBackground(ctx context.Context) {
 	if s.peers != nil {
 		go s.peers.run(ctx)
 	}
+	go s.runBeats(ctx)
 	s.loop.Run(ctx)
 }
 

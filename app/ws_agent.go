@@ -54,7 +54,7 @@ func (s *Server) offerCardOf(ctx context.Context, o *models.Offer) (*offerCard, 
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.store.Brand(ctx, conv.BrandID)
+	b, err := s.brand(ctx, conv.BrandID)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func (s *Server) offerCard(o *models.Offer, conv *models.Conversation, b *models
 }
 
 func (s *Server) agentChatOf(ctx context.Context, conv *models.Conversation) (*agentChat, error) {
-	b, err := s.store.Brand(ctx, conv.BrandID)
+	b, err := s.brand(ctx, conv.BrandID)
 	if err != nil {
 		return nil, err
 	}
@@ -173,18 +173,18 @@ func (a *agentSocket) hello(ctx context.Context) error {
 	return a.send(ctx, "hello", data)
 }
 
-// beat renews the presence lease, at most every heartbeatEvery.
-func (a *agentSocket) beat(ctx context.Context) error {
+// beat renews the presence lease, at most every heartbeatEvery: the
+// renewal joins the batch written within beatFlushEvery.
+func (a *agentSocket) beat() {
 	a.mu.Lock()
 	due := a.s.store.Now().Sub(a.lastBeat) >= heartbeatEvery
 	if due {
 		a.lastBeat = a.s.store.Now()
 	}
 	a.mu.Unlock()
-	if !due {
-		return nil
+	if due {
+		a.s.beats.note(a.agentID)
 	}
-	return a.s.store.Heartbeat(ctx, a.agentID)
 }
 
 // owns checks that the conversation is this agent's.
@@ -205,9 +205,7 @@ func (a *agentSocket) owns(ctx context.Context, convID string) (*models.Conversa
 // handle runs one command from the agent's console.
 func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 	s := a.s
-	if err := a.beat(ctx); err != nil {
-		return err
-	}
+	a.beat()
 	switch env.Type {
 	case "heartbeat":
 		return nil
@@ -293,7 +291,7 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 			return err
 		}
 		if created {
-			s.publishMessage(conv, m)
+			s.publishMessage(m)
 		}
 		return a.send(ctx, "message.ack", map[string]any{"conversation_id": conv.ID, "client_id": d.ClientID, "seq": m.Seq})
 	case "typing":

@@ -36,18 +36,14 @@ type customerState struct {
 	Rated     bool   `json:"rated"`
 }
 
-func (s *Server) customerStateOf(ctx context.Context, conv *models.Conversation) (*customerState, error) {
-	b, err := s.store.Brand(ctx, conv.BrandID)
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) customerStateOf(ctx context.Context, conv *models.Conversation, b *models.Brand) (*customerState, error) {
 	st := &customerState{ID: conv.ID, Status: conv.Status, BrandName: b.Name, Rated: conv.Rating != nil}
 	if conv.AgentID != nil {
-		a, err := s.store.Agent(ctx, *conv.AgentID)
+		name, err := s.agentName(ctx, *conv.AgentID)
 		if err != nil {
 			return nil, err
 		}
-		st.AgentName = a.User.DisplayName
+		st.AgentName = name
 	}
 	return st, nil
 }
@@ -77,16 +73,16 @@ func (s *Server) handleCustomerSocket(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		st, err := s.customerStateOf(ctx, conv)
+		b, err := s.brand(ctx, conv.BrandID)
+		if err != nil {
+			return err
+		}
+		st, err := s.customerStateOf(ctx, conv, b)
 		if err != nil {
 			return err
 		}
 		data := map[string]any{"conversation": st}
 		if conv.Status == models.ConvQueued || conv.Status == models.ConvOffered {
-			b, err := s.store.Brand(ctx, conv.BrandID)
-			if err != nil {
-				return err
-			}
 			q, err := s.queueInfo(ctx, b, conv)
 			if err != nil {
 				return err
@@ -125,16 +121,12 @@ func (s *Server) customerCommand(ctx context.Context, ws *wsConn, convID string,
 		if err := decodeData(env, &d); err != nil {
 			return err
 		}
-		conv, err := s.store.ConversationByID(ctx, convID)
-		if err != nil {
-			return err
-		}
 		m, created, err := s.store.AddMessage(ctx, convID, models.SenderCustomer, "", d.ClientID, d.Text)
 		if err != nil {
 			return err
 		}
 		if created {
-			s.publishMessage(conv, m)
+			s.publishMessage(m)
 		}
 		return ws.send(ctx, "message.ack", map[string]any{"conversation_id": convID, "client_id": d.ClientID, "seq": m.Seq})
 	case "typing":

@@ -110,6 +110,18 @@ func (s *Store) Agent(ctx context.Context, id string) (*Agent, error) {
 	return &a, nil
 }
 
+// AgentName returns an agent's display name.
+func (s *Store) AgentName(ctx context.Context, id string) (string, error) {
+	var names []string
+	if err := s.DB.WithContext(ctx).Raw("SELECT users.display_name FROM agents JOIN users ON users.id = agents.user_id WHERE agents.id = ?", id).Scan(&names).Error; err != nil {
+		return "", err
+	}
+	if len(names) == 0 {
+		return "", ErrNotFound
+	}
+	return names[0], nil
+}
+
 // AgentByUser returns the agent profile of a user.
 func (s *Store) AgentByUser(ctx context.Context, userID string) (*Agent, error) {
 	var a Agent

@@ -419,3 +419,97 @@ func TestCreateOffersSkipsStaleDecisions(t *testing.T) {
 		}
 	})
 }
+
+// RecentTimes averages the brand's last resolved conversations: accept to
+// resolve, and the accepted offer's wait; an offer the agent let expire
+// before a later one does not count.
+func TestRecentTimes(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		if h, a, err := db.Store.RecentTimes(ctx, f.brand.ID); err != nil || h != 0 || a != 0 {
+			t.Fatalf("RecentTimes with no history = %v, %v, %v; want zero", h, a, err)
+		}
+		// First chat: an offer expires, then a second offer is accepted
+		// after 4 s and resolved 60 s later.
+		c := f.escalate(t, "chat-1")
+		f.offer(t, c)
+		db.Clock.Advance(21 * time.Second)
+		if _, err := db.Store.ExpireOffers(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Store.SetPresence(ctx, f.agent.ID, models.PresenceOnline); err != nil {
+			t.Fatal(err)
+		}
+		c, _ = db.Store.ConversationByID(ctx, c.ID)
+		o := f.offer(t, c)
+		db.Clock.Advance(4 * time.Second)
+		if _, _, err := db.Store.AcceptOffer(ctx, f.agent.ID, o.ID); err != nil {
+			t.Fatal(err)
+		}
+		db.Clock.Advance(60 * time.Second)
+		if _, _, err := db.Store.ResolveConversation(ctx, f.agent.ID, c.ID, ""); err != nil {
+			t.Fatal(err)
+		}
+		// Second chat: accepted after 2 s, resolved 120 s later.
+		c = f.escalate(t, "chat-2")
+		o = f.offer(t, c)
+		db.Clock.Advance(2 * time.Second)
+		if _, _, err := db.Store.AcceptOffer(ctx, f.agent.ID, o.ID); err != nil {
+			t.Fatal(err)
+		}
+		db.Clock.Advance(120 * time.Second)
+		if _, _, err := db.Store.ResolveConversation(ctx, f.agent.ID, c.ID, ""); err != nil {
+			t.Fatal(err)
+		}
+		h, a, err := db.Store.RecentTimes(ctx, f.brand.ID)
+		if err != nil || h != 90*time.Second || a != 3*time.Second {
+			t.Fatalf("RecentTimes = handle %v, accept %v, %v; want 1m30s and 3s", h, a, err)
+		}
+	})
+}
+
+// Heartbeats renews many leases in one statement; on PostgreSQL an agent
+// whose row another transaction holds is skipped (and reported) instead of
+// making the batch wait.
+func TestHeartbeatsBatch(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		ctx := context.Background()
+		op := mustOperator(t, db)
+		a := mustApprovedAgent(t, db, op, "a@agents.test")
+		b := mustApprovedAgent(t, db, op, "b@agents.test")
+		seen := func(id string) time.Time {
+			t.Helper()
+			got, err := db.Store.Agent(ctx, id)
+			if err != nil || got.LastSeenAt == nil {
+				t.Fatalf("Agent(%s) = %+v, %v; want a last_seen_at", id, got, err)
+			}
+			return got.LastSeenAt.UTC()
+		}
+		skipped, err := db.Store.Heartbeats(ctx, []string{a.ID, b.ID})
+		if err != nil || len(skipped) != 0 {
+			t.Fatalf("Heartbeats = %v, %v; want none skipped", skipped, err)
+		}
+		t0 := db.Clock.Now().UTC()
+		if seen(a.ID) != t0 || seen(b.ID) != t0 {
+			t.Fatalf("last_seen_at = %v, %v; want both %v", seen(a.ID), seen(b.ID), t0)
+		}
+		if db.Store.Dialect != models.Postgres {
+			return // SQLite has one writer at a time: nothing to skip
+		}
+		db.Clock.Advance(5 * time.Second)
+		tx := db.Store.DB.Begin()
+		defer tx.Rollback()
+		if err := tx.Exec("SELECT id FROM agents WHERE id = ? FOR UPDATE", a.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		skipped, err = db.Store.Heartbeats(ctx, []string{a.ID, b.ID})
+		if err != nil || len(skipped) != 1 || skipped[0] != a.ID {
+			t.Fatalf("Heartbeats with a's row locked = %v, %v; want a skipped", skipped, err)
+		}
+		tx.Rollback()
+		if seen(a.ID) != t0 || seen(b.ID) != t0.Add(5*time.Second) {
+			t.Fatalf("last_seen_at = %v, %v; want a unchanged and b renewed", seen(a.ID), seen(b.ID))
+		}
+	})
+}

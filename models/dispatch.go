@@ -226,7 +226,43 @@ func (s *Store) Brands(ctx context.Context, ids []string) (map[string]*Brand, er
 
 // Heartbeat renews an agent's presence lease.
 func (s *Store) Heartbeat(ctx context.Context, agentID string) error {
-	return s.DB.WithContext(ctx).Model(&Agent{}).Where("id = ?", agentID).Update("last_seen_at", s.Now()).Error
+	return s.DB.WithContext(ctx).Exec("UPDATE agents SET last_seen_at = ? WHERE id = ?", s.Now(), agentID).Error
+}
+
+// Heartbeats renews the presence leases of many agents at once: one
+// statement (one commit) per 500 agents, however many beats were batched.
+// On PostgreSQL it skips agents whose row another transaction holds (an
+// offer, an accept, a resolve) rather than wait for it and hold the other
+// rows meanwhile; it returns those, for the caller to renew next time.
+func (s *Store) Heartbeats(ctx context.Context, agentIDs []string) (skipped []string, err error) {
+	now := s.Now()
+	for start := 0; start < len(agentIDs); start += 500 {
+		part := agentIDs[start:min(start+500, len(agentIDs))]
+		if s.Dialect != Postgres {
+			if err := s.DB.WithContext(ctx).Exec("UPDATE agents SET last_seen_at = ? WHERE id IN ?", now, part).Error; err != nil {
+				return nil, err
+			}
+			continue
+		}
+		var done []string
+		err := s.DB.WithContext(ctx).Raw(`UPDATE agents SET last_seen_at = ? WHERE id IN
+			(SELECT id FROM agents WHERE id IN ? ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) RETURNING id`, now, part).Scan(&done).Error
+		if err != nil {
+			return nil, err
+		}
+		if len(done) < len(part) {
+			renewed := make(map[string]bool, len(done))
+			for _, id := range done {
+				renewed[id] = true
+			}
+			for _, id := range part {
+				if !renewed[id] {
+					skipped = append(skipped, id)
+				}
+			}
+		}
+	}
+	return skipped, nil
 }
 
 // AbandonOverdue abandons every waiting conversation older than its brand's
@@ -358,33 +394,45 @@ func (s *Store) AgentConversations(ctx context.Context, agentID string) ([]Conve
 }
 
 // RecentTimes returns the brand's mean handle time (accept to resolve) and
-// mean offer-to-accept time over its last 50 of each, zero when unknown.
+// mean offer-to-accept time over its last 50 resolved conversations, zero
+// when unknown. It is one query bounded by those 50 rows (an index scan on
+// brand and resolution time, then each one's accepted offer through the
+// (conversation, agent) index), so
+// it costs the same with a year of history as with a day's.
 func (s *Store) RecentTimes(ctx context.Context, brandID string) (handle, accept time.Duration, err error) {
-	db := s.DB.WithContext(ctx)
-	var convs []Conversation
-	if err := db.Select("assigned_at, resolved_at").Where("brand_id = ? AND resolved_at IS NOT NULL AND assigned_at IS NOT NULL", brandID).
-		Order("resolved_at DESC").Limit(50).Find(&convs).Error; err != nil {
+	var rows []struct {
+		ID         string
+		AssignedAt time.Time
+		ResolvedAt time.Time
+		OfferedAt  *time.Time
+	}
+	// A conversation re-queued and accepted again by the same agent has two
+	// accepted offers: the later one counts.
+	err = s.DB.WithContext(ctx).Raw(`SELECT c.id, c.assigned_at, c.resolved_at, o.created_at AS offered_at
+		FROM (SELECT id, agent_id, assigned_at, resolved_at FROM conversations
+			WHERE brand_id = ? AND resolved_at IS NOT NULL AND assigned_at IS NOT NULL
+			ORDER BY resolved_at DESC LIMIT 50) c
+		LEFT JOIN offers o ON o.conversation_id = c.id AND o.agent_id = c.agent_id AND o.status = ?
+		ORDER BY c.id, o.created_at DESC`, brandID, OfferAccepted).Scan(&rows).Error
+	if err != nil || len(rows) == 0 {
 		return 0, 0, err
 	}
-	var sum time.Duration
-	for _, c := range convs {
-		sum += c.ResolvedAt.Sub(*c.AssignedAt)
+	var handleSum, acceptSum time.Duration
+	convs, accepted := 0, 0
+	for i, r := range rows {
+		if i > 0 && rows[i-1].ID == r.ID {
+			continue // an earlier accepted offer of the same conversation
+		}
+		convs++
+		handleSum += r.ResolvedAt.Sub(r.AssignedAt)
+		if r.OfferedAt != nil {
+			acceptSum += r.AssignedAt.Sub(*r.OfferedAt)
+			accepted++
+		}
 	}
-	if len(convs) > 0 {
-		handle = sum / time.Duration(len(convs))
-	}
-	var offers []Offer
-	if err := db.Select("offers.created_at, offers.answered_at").Joins("JOIN conversations ON conversations.id = offers.conversation_id").
-		Where("conversations.brand_id = ? AND offers.status = ?", brandID, OfferAccepted).
-		Order("offers.answered_at DESC").Limit(50).Find(&offers).Error; err != nil {
-		return 0, 0, err
-	}
-	sum = 0
-	for _, o := range offers {
-		sum += o.AnsweredAt.Sub(o.CreatedAt)
-	}
-	if len(offers) > 0 {
-		accept = sum / time.Duration(len(offers))
+	handle = handleSum / time.Duration(convs)
+	if accepted > 0 {
+		accept = acceptSum / time.Duration(accepted)
 	}
 	return handle, accept, nil
 }

@@ -1,0 +1,83 @@
+package app
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/handoffhq/handoff/models"
+)
+
+// ttlCache keeps values read from the database for a short while, for the
+// reads every conversation repeats (its brand, its agent's name) and which
+// may lag a change by the TTL. Nothing that decides an offer, an accept or
+// money reads through it. A TTL of zero turns it off (tests), and it holds
+// at most cacheMaxEntries, starting afresh when full.
+type ttlCache[V any] struct {
+	mu  sync.Mutex
+	ttl time.Duration
+	now func() time.Time // time.Now unless a test sets it
+	m   map[string]cacheEntry[V]
+}
+
+type cacheEntry[V any] struct {
+	at time.Time
+	v  V
+}
+
+const cacheMaxEntries = 50_000
+
+func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Context, string) (V, error)) (V, error) {
+	if c.ttl <= 0 {
+		return load(ctx, key)
+	}
+	now := time.Now()
+	if c.now != nil {
+		now = c.now()
+	}
+	c.mu.Lock()
+	e, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < c.ttl {
+		return e.v, nil
+	}
+	v, err := load(ctx, key)
+	if err != nil {
+		return v, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= cacheMaxEntries {
+		c.m = map[string]cacheEntry[V]{}
+	}
+	c.m[key] = cacheEntry[V]{at: now, v: v}
+	c.mu.Unlock()
+	return v, nil
+}
+
+// forget drops a key, after this instance changed what it holds.
+func (c *ttlCache[V]) forget(key string) {
+	c.mu.Lock()
+	delete(c.m, key)
+	c.mu.Unlock()
+}
+
+// brand returns a brand for display and estimates, at most cfg.SnapshotTTL
+// old. The copy is the caller's.
+func (s *Server) brand(ctx context.Context, id string) (*models.Brand, error) {
+	b, err := s.brands.get(ctx, id, func(ctx context.Context, id string) (models.Brand, error) {
+		b, err := s.store.Brand(ctx, id)
+		if err != nil {
+			return models.Brand{}, err
+		}
+		return *b, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// agentName returns an agent's display name, at most profileTTL old.
+func (s *Server) agentName(ctx context.Context, id string) (string, error) {
+	return s.agentNames.get(ctx, id, s.store.AgentName)
+}
