@@ -165,10 +165,34 @@ func (s *Server) publishQueues(ctx context.Context) error {
 	return nil
 }
 
-// dispatchPass is one round of the dispatcher: expire offers, apply
-// presence leases, abandon overdue conversations, then offer queued
-// conversations to the best eligible agents, and tell everyone concerned.
+// dispatchPass is one whole round, as tests drive it: the sweep's
+// maintenance, then offers, then queue updates. The running server does the
+// same in two loops: offerQueued on every wake, sweepPass every second.
 func (s *Server) dispatchPass(ctx context.Context) error {
+	if err := s.maintain(ctx); err != nil {
+		return err
+	}
+	if err := s.offerQueued(ctx); err != nil {
+		return err
+	}
+	return s.publishQueues(ctx)
+}
+
+// sweepPass is the dispatcher's periodic round: maintenance, then every
+// waiting customer's place in line.
+func (s *Server) sweepPass(ctx context.Context) error {
+	if err := s.maintain(ctx); err != nil {
+		return err
+	}
+	return s.publishQueues(ctx)
+}
+
+// maintain expires offers, applies presence leases, abandons overdue
+// conversations and closes rated-out ones, and tells everyone concerned.
+// Each step is a conditional update, so it may run beside an offer pass:
+// an offer for a conversation or an agent that changed meanwhile is
+// skipped when it is claimed.
+func (s *Server) maintain(ctx context.Context) error {
 	expired, err := s.ds.ExpireOffers(ctx)
 	if err != nil {
 		return err
@@ -207,13 +231,8 @@ func (s *Server) dispatchPass(ctx context.Context) error {
 	for i := range abandoned {
 		s.publishConversation(&abandoned[i])
 	}
-	if _, err := s.ds.CloseResolved(ctx); err != nil {
-		return err
-	}
-	if err := s.offerQueued(ctx); err != nil {
-		return err
-	}
-	return s.publishQueues(ctx)
+	_, err = s.ds.CloseResolved(ctx)
+	return err
 }
 
 // offerQueued offers queued conversations, greedily in queue order.

@@ -101,8 +101,8 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	}
 	s.sockets, s.stopSockets = context.WithCancel(context.Background())
 	s.loop = matching.NewDispatcher(
-		s.timedPass("offer", func(ctx context.Context) error { return s.exclusivePass(ctx, s.offerQueued) }),
-		s.timedPass("sweep", func(ctx context.Context) error { return s.exclusivePass(ctx, s.dispatchPass) }),
+		s.timedPass("offer", func(ctx context.Context) error { return s.exclusivePass(ctx, dispatchLockID, s.offerQueued) }),
+		s.timedPass("sweep", func(ctx context.Context) error { return s.exclusivePass(ctx, sweepLockID, s.sweepPass) }),
 		time.Second, log)
 	s.echo = echo.New()
 	s.echo.HideBanner, s.echo.HidePort = true, true

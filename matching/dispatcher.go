@@ -6,16 +6,17 @@ import (
 	"time"
 )
 
-// Pass is one round of dispatch work: sweep expiries and leases, then offer
-// queued conversations. The store side lives with the caller; the loop here
-// only decides when to run it.
+// Pass is one round of dispatch work. The store side lives with the
+// caller; the loops here only decide when to run it.
 type Pass func(ctx context.Context) error
 
-// Dispatcher runs a Pass at once when woken (an escalation, an agent going
-// online or freeing a seat, a decline) and a fuller sweep periodically that
-// catches expiries, lapsed presence and ladder steps. Wakes that arrive
-// during a pass coalesce into one more pass, so a burst of events costs at
-// most two passes.
+// Dispatcher runs two loops. The offer loop runs pass at once when woken (an
+// escalation, an agent going online or freeing a seat, a decline) and at
+// least every interval; wakes that arrive during a pass coalesce into one
+// more pass, so a burst of events costs at most two passes. The sweep loop
+// runs sweep every interval (expiries, lapsed presence, abandonment, queue
+// updates) on its own, so a slow sweep never delays an offer, and wakes the
+// offer loop after each sweep for what it put back in the queue.
 type Dispatcher struct {
 	pass  Pass
 	sweep Pass
@@ -42,24 +43,46 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
-// Run loops until ctx ends. A failing pass is logged and retried at the
-// next wake or sweep; it never stops the loop.
+// Run runs both loops until ctx ends. A failing pass is logged and retried
+// at the next wake or tick; it never stops a loop.
 func (d *Dispatcher) Run(ctx context.Context) {
 	defer close(d.done)
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		d.sweepLoop(ctx)
+	}()
+	defer func() { <-swept }()
 	t := time.NewTicker(d.every)
 	defer t.Stop()
 	for {
-		run := d.pass
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
 		case <-t.C:
-			run = d.sweep
 		}
-		if err := run(ctx); err != nil && ctx.Err() == nil {
-			d.log.Error("dispatch pass failed", "err", err)
+		d.run(ctx, "offer", d.pass)
+	}
+}
+
+func (d *Dispatcher) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(d.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
+		d.run(ctx, "sweep", d.sweep)
+		d.Wake()
+	}
+}
+
+func (d *Dispatcher) run(ctx context.Context, kind string, p Pass) {
+	if err := p(ctx); err != nil && ctx.Err() == nil {
+		d.log.Error("dispatch pass failed", "kind", kind, "err", err)
 	}
 }
 

@@ -55,6 +55,39 @@ func TestDispatcherSweepsOnTicks(t *testing.T) {
 	<-d.Done()
 }
 
+// A sweep that hangs does not hold up offers: the loops are separate, and
+// Run returns only once both have.
+func TestSlowSweepDoesNotDelayOffers(t *testing.T) {
+	sweeping := make(chan struct{})
+	release := make(chan struct{})
+	offered := make(chan struct{}, 10)
+	d := NewDispatcher(func(context.Context) error { offered <- struct{}{}; return nil },
+		func(context.Context) error {
+			select {
+			case sweeping <- struct{}{}:
+			default:
+			}
+			<-release
+			return nil
+		}, time.Millisecond, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	go d.Run(ctx)
+	<-sweeping // the sweep is stuck from here on
+	for len(offered) > 0 {
+		<-offered
+	}
+	d.Wake()
+	<-offered // a pass ran while the sweep was stuck
+	cancel()
+	select {
+	case <-d.Done():
+		t.Fatal("Run returned while the sweep was still running")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	<-d.Done()
+}
+
 func TestCensusAgreesWithRank(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	conv := Conversation{ID: "c", BrandID: "b", Language: "en", Skills: []string{"billing"}, Priority: 5, QueuedAt: now}

@@ -417,6 +417,22 @@ func TestCreateOffersSkipsStaleDecisions(t *testing.T) {
 				t.Fatalf("conversation %s is %s; want %s", id, c.Status, want)
 			}
 		}
+		// An agent the sweep set away after the decision gets nothing.
+		if _, err := db.Store.DeclineOffer(ctx, f.agent.ID, made[0].ID, "busy"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Store.SetPresence(ctx, f.agent.ID, models.PresenceAway); err != nil {
+			t.Fatal(err)
+		}
+		if made, err := db.Store.CreateOffers(ctx, []models.NewOffer{offer(b)}); err != nil || len(made) != 0 {
+			t.Fatalf("offer to an agent away = %+v, %v; want none made", made, err)
+		}
+		if _, err := db.Store.CreateOffer(ctx, offer(b)); !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("CreateOffer to an agent away = %v; want ErrConflict", err)
+		}
+		if c, _ := db.Store.ConversationByID(ctx, b.ID); c.Status != models.ConvQueued {
+			t.Fatalf("conversation %s after the skipped offer; want queued", c.Status)
+		}
 	})
 }
 

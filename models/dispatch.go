@@ -10,7 +10,6 @@ import (
 // AgentState is an online agent as the dispatcher needs to see them.
 type AgentState struct {
 	ID            string
-	DisplayName   string
 	MaxConcurrent int
 	Presence      string
 	LastSeenAt    *time.Time
@@ -93,7 +92,6 @@ func (s *Store) OnlineAgentStates(ctx context.Context, lease time.Duration) ([]A
 	since := s.Now().Add(-lease)
 	var rows []struct {
 		ID            string
-		DisplayName   string
 		MaxConcurrent int
 		Presence      string
 		LastSeenAt    *time.Time
@@ -103,18 +101,18 @@ func (s *Store) OnlineAgentStates(ctx context.Context, lease time.Duration) ([]A
 		RatingSum     float64
 		RatingCount   int
 	}
-	err := db.Raw(`SELECT agents.id, users.display_name, agents.max_concurrent, agents.presence, agents.last_seen_at,
-		agents.free_since, agents.created_at, agents.resolved_count, agents.rating_sum, agents.rating_count
-		FROM agents JOIN users ON users.id = agents.user_id AND users.status = 'active'
-		WHERE agents.status = 'approved' AND agents.presence = 'online' AND agents.last_seen_at > ?
-		ORDER BY agents.id`, since).Scan(&rows).Error
+	// Suspension sets the agent's status and presence in the same
+	// transaction as the account's, so the agents row alone decides.
+	err := db.Raw(`SELECT id, max_concurrent, presence, last_seen_at, free_since, created_at, resolved_count, rating_sum, rating_count
+		FROM agents WHERE status = 'approved' AND presence = 'online' AND last_seen_at > ?
+		ORDER BY id`, since).Scan(&rows).Error
 	if err != nil || len(rows) == 0 {
 		return nil, err
 	}
 	out := make([]AgentState, len(rows))
 	index := make(map[string]*AgentState, len(rows))
 	for i, r := range rows {
-		out[i] = AgentState{ID: r.ID, DisplayName: r.DisplayName, MaxConcurrent: r.MaxConcurrent, Presence: r.Presence,
+		out[i] = AgentState{ID: r.ID, MaxConcurrent: r.MaxConcurrent, Presence: r.Presence,
 			LastSeenAt: r.LastSeenAt, FreeSince: r.FreeSince, CreatedAt: r.CreatedAt, Skills: map[string]int{},
 			ResolvedCount: r.ResolvedCount, RatingSum: r.RatingSum, RatingCount: r.RatingCount}
 		index[r.ID] = &out[i]
@@ -454,7 +452,9 @@ const RatingWindow = 24 * time.Hour
 // and returns how many.
 func (s *Store) CloseResolved(ctx context.Context) (int64, error) {
 	now := s.Now()
-	res := s.DB.WithContext(ctx).Model(&Conversation{}).Where("status = ? AND resolved_at <= ?", ConvResolved, now.Add(-RatingWindow)).
+	// The status is spelled out, not bound, so a generic plan still uses
+	// the partial index on resolved conversations.
+	res := s.DB.WithContext(ctx).Model(&Conversation{}).Where("status = '"+ConvResolved+"' AND resolved_at <= ?", now.Add(-RatingWindow)).
 		Updates(map[string]any{"status": ConvClosed, "closed_at": now, "updated_at": now})
 	return res.RowsAffected, res.Error
 }

@@ -61,7 +61,7 @@ func (s *Store) CreateOffer(ctx context.Context, in NewOffer) (*Offer, error) {
 		// The dispatcher decided on a snapshot; the agent may have filled
 		// their last seat since. Accepts lock the same row, so the two
 		// cannot interleave.
-		if err := seatFree(tx, in.AgentID); err != nil {
+		if err := seatFree(tx, in.AgentID, true); err != nil {
 			return err
 		}
 		res := tx.Model(&Conversation{}).Where("id = ? AND status = ?", in.ConversationID, ConvQueued).
@@ -95,7 +95,7 @@ func (s *Store) CreateOffers(ctx context.Context, in []NewOffer) ([]Offer, error
 		made = made[:0]
 		now := s.Now()
 		for _, n := range in {
-			if err := seatFree(tx, n.AgentID); errors.Is(err, ErrConflict) {
+			if err := seatFree(tx, n.AgentID, true); errors.Is(err, ErrConflict) {
 				continue
 			} else if err != nil {
 				return err
@@ -172,7 +172,7 @@ func (s *Store) AcceptOffer(ctx context.Context, agentID, offerID string) (*Offe
 		}
 		// The offer was made while the agent had a free seat; make sure
 		// they still have one (their capacity may have dropped meanwhile).
-		if err := seatFree(tx, agentID); err != nil {
+		if err := seatFree(tx, agentID, false); err != nil {
 			return err
 		}
 		res = tx.Model(&Conversation{}).Where("id = ? AND status = ?", o.ConversationID, ConvOffered).
@@ -309,11 +309,16 @@ func lockAgent(tx *gorm.DB, agentID string) error {
 }
 
 // seatFree locks the agent and answers ErrConflict unless they have fewer
-// chats in progress than their capacity.
-func seatFree(tx *gorm.DB, agentID string) error {
+// chats in progress than their capacity and, for a new offer, are still
+// approved and online (the sweep may have set them away or offline since
+// the dispatcher read them).
+func seatFree(tx *gorm.DB, agentID string, forOffer bool) error {
 	var a Agent
-	if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id, max_concurrent").Where("id = ?", agentID).Take(&a).Error; err != nil {
+	if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id, max_concurrent, status, presence").Where("id = ?", agentID).Take(&a).Error; err != nil {
 		return notFound(err, "agent")
+	}
+	if forOffer && (a.Status != AgentApproved || a.Presence != PresenceOnline) {
+		return fmt.Errorf("agent is %s and %s: %w", a.Status, a.Presence, ErrConflict)
 	}
 	var active int64
 	if err := tx.Model(&Conversation{}).Where("agent_id = ? AND status = ?", agentID, ConvActive).Count(&active).Error; err != nil {
