@@ -170,6 +170,8 @@ type simSummary struct {
 	OfferP99MS   float64 `json:"offer_p99_ms"`
 	MessageP50MS float64 `json:"message_p50_ms"`
 	MessageP99MS float64 `json:"message_p99_ms"`
+	Messages     int     `json:"messages"`     // messages delivered and timed
+	MessageRate  float64 `json:"message_rate"` // of those, per second from the first to the last
 	RateLimited  int64   `json:"rate_limited"`
 	Agents       int     `json:"agents"`
 }
@@ -494,6 +496,7 @@ func (s *sim) summary(agents int) *simSummary {
 		Escalations: s.escalations.Load(), Assigned: s.assigned.Load(), Resolved: s.resolved.Load(), Errors: s.errors.Load(),
 		OfferP50MS: round2(percentile(offer, 50)), OfferP99MS: round2(percentile(offer, 99)),
 		MessageP50MS: round2(percentile(msg, 50)), MessageP99MS: round2(percentile(msg, 99)),
+		Messages: len(msg), MessageRate: round2(s.msgLat.rate()),
 		RateLimited: s.rateLimited.Load(), Agents: agents,
 	}
 }

@@ -10,15 +10,32 @@ import (
 // latencies collects samples in milliseconds. A run of minutes at a few
 // hundred events a second keeps every sample; that is a few megabytes.
 type latencies struct {
-	mu sync.Mutex
-	ms []float64
+	mu          sync.Mutex
+	ms          []float64
+	first, last time.Time // when the first and the last sample came
 }
 
 func (l *latencies) add(d time.Duration) {
 	ms := float64(d) / float64(time.Millisecond)
+	now := time.Now()
 	l.mu.Lock()
 	l.ms = append(l.ms, ms)
+	if l.first.IsZero() {
+		l.first = now
+	}
+	l.last = now
 	l.mu.Unlock()
+}
+
+// rate is the samples per second between the first and the last.
+func (l *latencies) rate() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	span := l.last.Sub(l.first).Seconds()
+	if len(l.ms) < 2 || span <= 0 {
+		return 0
+	}
+	return float64(len(l.ms)-1) / span
 }
 
 // sorted returns a sorted copy of the samples so far.

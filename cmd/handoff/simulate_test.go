@@ -56,6 +56,8 @@ func TestSimulateAgainstServer(t *testing.T) {
 		OfferP99                                                     *float64 `json:"offer_p99_ms"`
 		MessageP50                                                   *float64 `json:"message_p50_ms"`
 		MessageP99                                                   *float64 `json:"message_p99_ms"`
+		Messages                                                     *int64   `json:"messages"`
+		MessageRate                                                  *float64 `json:"message_rate"`
 	}
 	dec := json.NewDecoder(strings.NewReader(lines[0]))
 	if err := dec.Decode(&got); err != nil {
@@ -83,6 +85,11 @@ func TestSimulateAgainstServer(t *testing.T) {
 	}
 	if *got.MessageP99 <= 0 || *got.MessageP50 <= 0 || *got.MessageP50 > *got.MessageP99 {
 		t.Errorf("message p50 = %v ms, p99 = %v ms; want 0 < p50 ≤ p99", *got.MessageP50, *got.MessageP99)
+	}
+	// Three messages per conversation (the default --messages), each timed
+	// once, on the side that receives it.
+	if got.Messages == nil || got.MessageRate == nil || *got.Messages != 3**got.Resolved || *got.MessageRate <= 0 {
+		t.Errorf("messages = %v at %v/s; want 3 per resolved conversation (%d), at a rate above 0", got.Messages, got.MessageRate, *got.Resolved)
 	}
 	if got.Agents == nil || *got.Agents != 3 {
 		t.Errorf("agents = %v; want 3", got.Agents)
