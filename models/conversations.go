@@ -316,6 +316,9 @@ func (s *Store) AddMessage(ctx context.Context, convID, sender, senderID, client
 	if err := v.Err(); err != nil {
 		return nil, false, err
 	}
+	if s.Dialect == Postgres {
+		return s.addMessageOneStatement(ctx, convID, sender, senderID, clientID, body)
+	}
 	var msg *Message
 	created := false
 	err := s.tx(ctx, func(tx *gorm.DB) error {
@@ -360,6 +363,54 @@ func (s *Store) AddMessage(ctx context.Context, convID, sender, senderID, client
 		return nil, false, err
 	}
 	return msg, created, nil
+}
+
+// addMessageOneStatement is AddMessage on PostgreSQL: the resend check
+// reads first, then one statement takes the next sequence number and
+// inserts, so a message costs one commit and holds a connection for one
+// round trip. A resend racing its original loses on the unique index; the
+// whole statement, sequence number included, is then undone and the
+// stored message returned.
+func (s *Store) addMessageOneStatement(ctx context.Context, convID, sender, senderID, clientID, body string) (*Message, bool, error) {
+	db := s.DB.WithContext(ctx)
+	stored := func() (*Message, bool, error) {
+		var m Message
+		if err := db.Where("conversation_id = ? AND sender = ? AND client_id = ?", convID, sender, clientID).Take(&m).Error; err != nil {
+			return nil, false, err
+		}
+		return &m, false, nil
+	}
+	if clientID != "" {
+		if m, _, err := stored(); err == nil {
+			return m, false, nil
+		} else if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, false, err
+		}
+	}
+	msg := &Message{ID: NewID(), ConversationID: convID, Sender: sender, SenderID: senderID, Body: body, CreatedAt: s.Now()}
+	if clientID != "" {
+		msg.ClientID = &clientID
+	}
+	var seq []int
+	err := db.Raw(`WITH c AS (UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? AND status IN ? RETURNING last_seq)
+		INSERT INTO messages (id, conversation_id, seq, sender, sender_id, client_id, body, created_at)
+		SELECT ?, ?, c.last_seq, ?, ?, ?, ?, ? FROM c RETURNING seq`,
+		convID, []string{ConvQueued, ConvOffered, ConvActive},
+		msg.ID, convID, sender, senderID, msg.ClientID, body, msg.CreatedAt).Scan(&seq).Error
+	if isUniqueViolation(err) && clientID != "" {
+		return stored()
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if len(seq) != 1 {
+		if _, err := s.convStatus(db, convID); err != nil {
+			return nil, false, err
+		}
+		return nil, false, fmt.Errorf("conversation is closed: %w", ErrConflict)
+	}
+	msg.Seq = seq[0]
+	return msg, true, nil
 }
 
 func (s *Store) convStatus(tx *gorm.DB, id string) (string, error) {

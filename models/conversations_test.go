@@ -3,6 +3,7 @@ package models_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -526,6 +527,58 @@ func TestHeartbeatsBatch(t *testing.T) {
 		tx.Rollback()
 		if seen(a.ID) != t0 || seen(b.ID) != t0.Add(5*time.Second) {
 			t.Fatalf("last_seen_at = %v, %v; want a unchanged and b renewed", seen(a.ID), seen(b.ID))
+		}
+	})
+}
+
+// Messages written at once get distinct sequence numbers with no gaps, a
+// resend racing its original is stored once, and a closed or unknown
+// conversation refuses messages.
+func TestAddMessageConcurrent(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		c := f.escalate(t, "chat-concurrent") // the bot transcript holds seq 1 and 2
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		seqs := map[int]int{}
+		var errs []error
+		for i := 0; i < 20; i++ {
+			for r := 0; r < 2; r++ { // each message twice, at once: a resend
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					m, _, err := db.Store.AddMessage(ctx, c.ID, models.SenderCustomer, "", fmt.Sprintf("c%d", i), "hello")
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						errs = append(errs, err)
+						return
+					}
+					seqs[m.Seq]++
+				}()
+			}
+		}
+		wg.Wait()
+		if len(errs) > 0 {
+			t.Fatalf("AddMessage errors: %v", errs)
+		}
+		for seq := 3; seq <= 22; seq++ {
+			if seqs[seq] != 2 {
+				t.Fatalf("seq %d answered %d times; want 2 (original and resend) for each of 3..22: %v", seq, seqs[seq], seqs)
+			}
+		}
+		if n := count(t, db, "messages", "conversation_id = ?", c.ID); n != 22 {
+			t.Fatalf("%d messages stored; want 22", n)
+		}
+		if _, err := db.Store.CancelConversation(ctx, f.brand.ID, c.ID, "left"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := db.Store.AddMessage(ctx, c.ID, models.SenderCustomer, "", "late", "still there?"); !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("message to an abandoned conversation = %v; want ErrConflict", err)
+		}
+		if _, _, err := db.Store.AddMessage(ctx, models.NewID(), models.SenderCustomer, "", "x", "hi"); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("message to an unknown conversation = %v; want ErrNotFound", err)
 		}
 	})
 }
