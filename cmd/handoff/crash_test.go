@@ -113,6 +113,14 @@ func TestCrashOneInstanceUnderLoad(t *testing.T) {
 	}
 	t.Logf("after killing one of two instances: %s", strings.TrimSpace(stdout.String()))
 
+	checkInvariants(t, dbURL, sum)
+}
+
+// checkInvariants checks by queries what a run must keep whatever failed
+// during it: every escalation answered 201 stored and ended, none assigned
+// twice, no message stored twice, one earning per resolved conversation.
+func checkInvariants(t *testing.T, dbURL string, sum simSummary) {
+	t.Helper()
 	st, err := models.Open(context.Background(), dbURL, models.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
