@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/handoffhq/handoff/app/realtime"
@@ -199,6 +200,7 @@ func (s *Server) maintain(ctx context.Context) error {
 	}
 	s.metrics.offers.WithLabelValues("expired").Add(float64(len(expired)))
 	for _, e := range expired {
+		s.touchAgent(e.AgentID)
 		data := map[string]any{"offer_id": e.ID, "set_away": e.SetAway}
 		if e.SetAway {
 			data["notice"] = "You missed two offers in a row, so we set you away. Go online again when you are ready."
@@ -211,7 +213,9 @@ func (s *Server) maintain(ctx context.Context) error {
 		return err
 	}
 	s.metrics.offers.WithLabelValues("withdrawn").Add(float64(len(lapse.Withdrawn)))
+	s.touchAgent(lapse.Offline...)
 	for _, o := range lapse.Withdrawn {
+		s.touchAgent(o.AgentID)
 		s.emitFrame(agentTopic(o.AgentID), "offer.withdrawn", map[string]string{"offer_id": o.ID, "reason": "We lost your connection."})
 	}
 	for i := range lapse.Requeued {
@@ -226,6 +230,7 @@ func (s *Server) maintain(ctx context.Context) error {
 	}
 	s.metrics.offers.WithLabelValues("withdrawn").Add(float64(len(rescinded)))
 	for _, o := range rescinded {
+		s.touchAgent(o.AgentID)
 		s.emitFrame(agentTopic(o.AgentID), "offer.withdrawn", map[string]string{"offer_id": o.ID, "reason": "The customer left."})
 	}
 	for i := range abandoned {
@@ -241,7 +246,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	if err != nil || len(queued) == 0 {
 		return err
 	}
-	agents, err := s.liveAgents(ctx)
+	agents, err := s.boardAgents(ctx)
 	if err != nil || len(agents) == 0 {
 		return err
 	}
@@ -302,6 +307,21 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		return err
 	}
 	s.metrics.offers.WithLabelValues("made").Add(float64(len(made)))
+	offered := make([]string, len(made))
+	for i := range made {
+		offered[i] = made[i].AgentID
+	}
+	s.boardOffered(offered)
+	if len(made) < len(batch) {
+		// Some decisions met a state the board had not seen yet: read
+		// those agents again and try once more at once.
+		for _, n := range batch {
+			if !slices.Contains(offered, n.AgentID) {
+				s.touchAgent(n.AgentID)
+			}
+		}
+		s.wake()
+	}
 	for i := range made {
 		o := &made[i]
 		conv := byID[o.ConversationID]

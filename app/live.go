@@ -76,7 +76,12 @@ func (s *Server) publishMessage(m *models.Message) {
 // queue that its state changed, with who joined and for which brand.
 func (s *Server) publishConversation(conv *models.Conversation) {
 	s.deliverConversation(context.Background(), conv)
-	s.peers.notify(peerEvent{K: "c", C: conv.ID})
+	ev := peerEvent{K: "c", C: conv.ID}
+	if conv.AgentID != nil {
+		ev.A = *conv.AgentID
+		s.touchAgent(ev.A)
+	}
+	s.peers.notify(ev)
 }
 
 // deliverConversation publishes a conversation frame to this process.
@@ -102,6 +107,7 @@ func (s *Server) publishOffer(o *models.Offer, conv *models.Conversation, b *mod
 
 // closeAgent closes an agent's sockets on every instance (suspension).
 func (s *Server) closeAgent(agentID string) {
+	s.touchAgent(agentID)
 	s.hub.Close(agentTopic(agentID))
 	s.peers.notify(peerEvent{K: "x", A: agentID})
 }

@@ -157,10 +157,10 @@ type liveWorld struct {
 	mayaC, tomC *testClient
 }
 
-func newLiveWorld(t *testing.T, db *modeltest.DB) *liveWorld {
+func newLiveWorld(t *testing.T, db *modeltest.DB, opts ...func(*Config)) *liveWorld {
 	t.Helper()
 	ctx := context.Background()
-	ts := newTestServer(t, db)
+	ts := newTestServer(t, db, opts...)
 	owner, b := mustBrand(t, db, "Acme", "owner@acme.test")
 	set := models.SettingsOf(b)
 	set.PayRateMinor = 450

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,6 +178,14 @@ func (p *peers) listen(ctx context.Context) error {
 // sockets, reading the rows only when someone here is listening.
 func (p *peers) deliver(ctx context.Context, ev peerEvent) {
 	s := p.s
+	// Whatever happened to an agent there, the offer passes here read
+	// them again.
+	if ev.A != "" {
+		s.touchAgent(ev.A)
+	}
+	if id, ok := strings.CutPrefix(ev.T, "agent:"); ok {
+		s.touchAgent(id)
+	}
 	switch ev.K {
 	case "f":
 		if s.hub.Count(ev.T) > 0 {

@@ -41,6 +41,7 @@ type Server struct {
 	snap       agentSnapshot
 	profiles   profileCache
 	beats      beats
+	board      agentBoard
 	brands     ttlCache[models.Brand]
 	agentNames ttlCache[string]
 	queueMu    sync.Mutex

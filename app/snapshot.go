@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -88,8 +89,17 @@ func (s *Server) liveAgents(ctx context.Context) ([]models.AgentState, error) {
 		return s.ds.OnlineAgents(ctx, presenceLease)
 	}
 	states, err := s.ds.OnlineAgentStates(ctx, presenceLease)
-	if err != nil || len(states) == 0 {
-		return states, err
+	if err != nil {
+		return nil, err
+	}
+	return states, s.withProfiles(ctx, states)
+}
+
+// withProfiles fills in the agents' languages and skills from the profile
+// cache, reading those not cached or older than profileTTL.
+func (s *Server) withProfiles(ctx context.Context, states []models.AgentState) error {
+	if len(states) == 0 {
+		return nil
 	}
 	now := time.Now()
 	s.profiles.mu.Lock()
@@ -106,11 +116,14 @@ func (s *Server) liveAgents(ctx context.Context) ([]models.AgentState, error) {
 	if len(missing) > 0 {
 		fresh, err := s.ds.AgentProfiles(ctx, missing)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.profiles.mu.Lock()
 		for id, p := range fresh {
-			s.profiles.m[id] = cachedProfile{at: now, p: p}
+			// Spread the next reads over half the TTL, so agents who came
+			// online together are not all read again in the same pass.
+			jitter := time.Duration(rand.Int64N(int64(profileTTL / 2)))
+			s.profiles.m[id] = cachedProfile{at: now.Add(-jitter), p: p}
 		}
 		s.profiles.mu.Unlock()
 	}
@@ -120,5 +133,5 @@ func (s *Server) liveAgents(ctx context.Context) ([]models.AgentState, error) {
 		p := s.profiles.m[states[i].ID].p
 		states[i].Languages, states[i].Skills = p.Languages, p.Skills
 	}
-	return states, nil
+	return nil
 }

@@ -220,6 +220,7 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 		if err := s.store.SetAvailability(ctx, a.agentID, d.Status, d.Capacity); err != nil {
 			return err
 		}
+		s.touchAgent(a.agentID)
 		if d.Status == models.PresenceOnline {
 			s.wake()
 		}
@@ -239,6 +240,7 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 			return models.ErrNotFound
 		}
 		_, conv, err := s.store.AcceptOffer(ctx, a.agentID, d.OfferID)
+		s.touchAgent(a.agentID)
 		if err != nil {
 			if errors.Is(err, models.ErrConflict) {
 				return a.send(ctx, "offer.failed", map[string]string{"offer_id": d.OfferID, "message": "This offer is no longer available."})
@@ -267,6 +269,7 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 		if _, err := s.store.DeclineOffer(ctx, a.agentID, d.OfferID, d.Reason); err != nil {
 			return err
 		}
+		s.touchAgent(a.agentID)
 		s.metrics.offers.WithLabelValues("declined").Inc()
 		s.wake()
 		return a.send(ctx, "offer.declined", map[string]string{"offer_id": d.OfferID})

@@ -88,6 +88,29 @@ func (s *Store) AgentProfiles(ctx context.Context, ids []string) (map[string]Age
 // OnlineAgentStates is OnlineAgents without languages and skills: what
 // changes from one dispatch pass to the next.
 func (s *Store) OnlineAgentStates(ctx context.Context, lease time.Duration) ([]AgentState, error) {
+	return s.agentStates(ctx, lease, nil)
+}
+
+// AgentStates is OnlineAgentStates for the given agents only: those of
+// them still online, for a dispatcher that keeps the rest from its last
+// full read.
+func (s *Store) AgentStates(ctx context.Context, lease time.Duration, ids []string) ([]AgentState, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var out []AgentState
+	for start := 0; start < len(ids); start += 500 {
+		part, err := s.agentStates(ctx, lease, ids[start:min(start+500, len(ids))])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, part...)
+	}
+	return out, nil
+}
+
+// agentStates reads the online agents, all of them (ids nil) or some.
+func (s *Store) agentStates(ctx context.Context, lease time.Duration, ids []string) ([]AgentState, error) {
 	db := s.DB.WithContext(ctx)
 	since := s.Now().Add(-lease)
 	var rows []struct {
@@ -103,10 +126,12 @@ func (s *Store) OnlineAgentStates(ctx context.Context, lease time.Duration) ([]A
 	}
 	// Suspension sets the agent's status and presence in the same
 	// transaction as the account's, so the agents row alone decides.
-	err := db.Raw(`SELECT id, max_concurrent, presence, last_seen_at, free_since, created_at, resolved_count, rating_sum, rating_count
-		FROM agents WHERE status = 'approved' AND presence = 'online' AND last_seen_at > ?
-		ORDER BY id`, since).Scan(&rows).Error
-	if err != nil || len(rows) == 0 {
+	q := db.Table("agents").Select("id, max_concurrent, presence, last_seen_at, free_since, created_at, resolved_count, rating_sum, rating_count").
+		Where("status = 'approved' AND presence = 'online' AND last_seen_at > ?", since).Order("id")
+	if ids != nil {
+		q = q.Where("id IN ?", ids)
+	}
+	if err := q.Scan(&rows).Error; err != nil || len(rows) == 0 {
 		return nil, err
 	}
 	out := make([]AgentState, len(rows))
@@ -121,7 +146,12 @@ func (s *Store) OnlineAgentStates(ctx context.Context, lease time.Duration) ([]A
 		AgentID string
 		N       int
 	}
-	if err := db.Raw("SELECT agent_id, COUNT(*) AS n FROM conversations WHERE status = ? AND agent_id IS NOT NULL GROUP BY agent_id", ConvActive).Scan(&active).Error; err != nil {
+	aq := db.Table("conversations").Select("agent_id, COUNT(*) AS n").Where("status = ? AND agent_id IS NOT NULL", ConvActive).Group("agent_id")
+	pq := db.Table("offers").Select("agent_id").Where("status = ?", OfferPending)
+	if ids != nil {
+		aq, pq = aq.Where("agent_id IN ?", ids), pq.Where("agent_id IN ?", ids)
+	}
+	if err := aq.Scan(&active).Error; err != nil {
 		return nil, err
 	}
 	for _, r := range active {
@@ -130,7 +160,7 @@ func (s *Store) OnlineAgentStates(ctx context.Context, lease time.Duration) ([]A
 		}
 	}
 	var pending []string
-	if err := db.Raw("SELECT agent_id FROM offers WHERE status = ?", OfferPending).Scan(&pending).Error; err != nil {
+	if err := pq.Scan(&pending).Error; err != nil {
 		return nil, err
 	}
 	for _, id := range pending {

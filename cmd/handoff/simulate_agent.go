@@ -542,8 +542,29 @@ func (a *simAgent) chat(ctx context.Context, c *simConv, acceptedAt time.Time) {
 	if !s.pause(ctx, time.Until(deadline)) || c.ended() {
 		return
 	}
-	if err := a.sock.send(ctx, "resolve", map[string]string{"conversation_id": c.id, "note": "Resolved by the simulator."}); err != nil && ctx.Err() == nil {
-		s.fail("agent resolve", err)
+	a.resolve(ctx, c)
+}
+
+// resolve ends the chat the way a person would: when the server answers
+// with an error (its database restarting, say) and the chat stays open,
+// click again, a few times.
+func (a *simAgent) resolve(ctx context.Context, c *simConv) {
+	s := a.s
+	for attempt := 0; attempt < 5; attempt++ {
+		if err := a.sock.send(ctx, "resolve", map[string]string{"conversation_id": c.id, "note": "Resolved by the simulator."}); err != nil {
+			if ctx.Err() == nil {
+				s.fail("agent resolve", err)
+			}
+			return
+		}
+		for wait := 0; wait < 20 && !c.ended(); wait++ {
+			if !sleepCtx(ctx, 100*time.Millisecond) {
+				return
+			}
+		}
+		if c.ended() {
+			return
+		}
 	}
 }
 

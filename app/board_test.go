@@ -1,0 +1,118 @@
+package app
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/handoffhq/handoff/models"
+	"github.com/handoffhq/handoff/models/modeltest"
+)
+
+// With the board on, offer passes re-read only the agents something
+// happened to; the events touch them, and a decision the board got wrong
+// is skipped by the claim and corrected on the next pass.
+func TestBoardFollowsEvents(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w := newLiveWorld(t, db, func(c *Config) { c.SnapshotTTL = time.Hour })
+		ctx := context.Background()
+		maya := dialLive(t, w.ts, w.mayaC, "/ws/agent")
+		tom := dialLive(t, w.ts, w.tomC, "/ws/agent")
+		maya.next("hello")
+		tom.next("hello")
+		maya.send("presence", map[string]any{"status": "online", "capacity": 1})
+		tom.send("presence", map[string]any{"status": "online", "capacity": 1})
+		maya.next("presence")
+		tom.next("presence")
+		board := func() map[string]models.AgentState {
+			t.Helper()
+			agents, err := w.ts.srv.boardAgents(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]models.AgentState{}
+			for _, a := range agents {
+				out[a.ID] = a
+			}
+			return out
+		}
+		offer := func() {
+			t.Helper()
+			if err := w.ts.srv.offerQueued(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if b := board(); len(b) != 2 || b[w.maya.ID].MaxConcurrent != 1 {
+			t.Fatalf("board = %+v; want Maya and Tom, capacity 1", b)
+		}
+
+		// Maya (billing 5) gets the first chat and accepts: her seat is
+		// taken, so the second chat goes to Tom on the very next pass.
+		w.escalate(t, "chat-1")
+		offer()
+		card := decodeInto[offerCard](t, maya.next("offer"))
+		if b := board(); !b[w.maya.ID].PendingOffer {
+			t.Fatal("the board does not show the offer the pass just made")
+		}
+		maya.send("offer.accept", map[string]string{"offer_id": card.OfferID})
+		maya.next("offer.accepted")
+		if b := board(); b[w.maya.ID].Active != 1 || b[w.maya.ID].PendingOffer {
+			t.Fatalf("after the accept the board shows Maya %+v; want 1 active, no offer pending", b[w.maya.ID])
+		}
+		w.escalate(t, "chat-2")
+		offer()
+		tomCard := decodeInto[offerCard](t, tom.next("offer"))
+		tom.send("offer.accept", map[string]string{"offer_id": tomCard.OfferID})
+		tom.next("offer.accepted")
+
+		// A change nobody told the board about (Maya's chat resolved
+		// straight in the store) shows at the next full read at the latest.
+		if _, _, err := db.Store.ResolveConversation(ctx, w.maya.ID, card.ConversationID, "done"); err != nil {
+			t.Fatal(err)
+		}
+		w.escalate(t, "chat-3")
+		offer()
+		if got := maya.sync(); hasType(got, "offer") {
+			t.Fatal("the board read Maya again without being told; want her left as she was until the full read")
+		}
+		w.ts.srv.board.mu.Lock()
+		w.ts.srv.board.at = time.Now().Add(-boardFullEvery)
+		w.ts.srv.board.mu.Unlock()
+		offer()
+		card = decodeInto[offerCard](t, maya.next("offer"))
+		maya.send("offer.accept", map[string]string{"offer_id": card.OfferID})
+		maya.next("offer.accepted")
+
+		// A decision the board gets wrong: Tom is free on the board but
+		// went away behind its back. The claim refuses him, the pass
+		// re-reads him, and he is off the board; no offer reached him.
+		tom.send("resolve", map[string]string{"conversation_id": tomCard.ConversationID, "note": "done"})
+		tom.next("resolved")
+		if b := board(); b[w.tom.ID].Presence != models.PresenceOnline || b[w.tom.ID].Active != 0 {
+			t.Fatalf("board shows Tom %+v; want him free and online, as it last read him", b[w.tom.ID])
+		}
+		if err := db.Store.SetPresence(ctx, w.tom.ID, models.PresenceAway); err != nil {
+			t.Fatal(err)
+		}
+		c4 := w.escalate(t, "chat-4")
+		offer()
+		if _, ok := board()[w.tom.ID]; ok {
+			t.Fatal("Tom is still on the board after his claim was refused")
+		}
+		if got := tom.sync(); hasType(got, "offer") {
+			t.Fatal("Tom got an offer while away")
+		}
+		if c, _ := db.Store.ConversationByID(ctx, c4.ID); c.Status != models.ConvQueued {
+			t.Fatalf("chat-4 is %s; want queued for the next agent", c.Status)
+		}
+
+		// An event from another instance touches the agent it names.
+		(&peers{s: w.ts.srv}).deliver(ctx, peerEvent{K: "c", C: c4.ID, A: w.maya.ID})
+		w.ts.srv.board.mu.Lock()
+		_, touched := w.ts.srv.board.stale[w.maya.ID]
+		w.ts.srv.board.mu.Unlock()
+		if !touched {
+			t.Fatal("a peer's conversation event did not touch its agent")
+		}
+	})
+}
