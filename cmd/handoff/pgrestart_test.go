@@ -67,7 +67,9 @@ func startPrivatePostgres(t *testing.T) *privatePostgres {
 	l.Close()
 	p.run("initdb", "-D", filepath.Join(dir, "data"), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
 	p.start()
-	t.Cleanup(func() { _ = p.command("pg_ctl", "-D", filepath.Join(dir, "data"), "-m", "immediate", "-w", "stop").Run() })
+	t.Cleanup(func() {
+		_ = p.command("pg_ctl", "-D", filepath.Join(dir, "data"), "-m", "immediate", "-w", "stop").Run()
+	})
 	return p
 }
 
