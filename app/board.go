@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/handoffhq/handoff/matching"
 	"github.com/handoffhq/handoff/models"
 )
 
@@ -23,10 +24,34 @@ const boardFullEvery = time.Second
 // agent's row lock, and the pass then re-reads the agents concerned and
 // runs again.
 type agentBoard struct {
+	read   sync.Mutex // one refresh at a time, so an older read never overwrites a newer one
 	mu     sync.Mutex
 	agents map[string]models.AgentState
 	at     time.Time           // last full read
 	stale  map[string]struct{} // agents to re-read before the next pass
+
+	// What passes and estimates use, built once per change of agents and
+	// shared read-only: the agents within their lease in id order, and the
+	// same as matching candidates.
+	list  []models.AgentState
+	cands []matching.Candidate
+}
+
+// views returns the board's list and candidates, building them after a
+// change. The caller holds b.mu and must not modify either.
+func (b *agentBoard) views(now time.Time) ([]models.AgentState, []matching.Candidate) {
+	if b.list == nil {
+		since := now.Add(-presenceLease)
+		b.list = make([]models.AgentState, 0, len(b.agents))
+		for _, a := range b.agents {
+			if a.LastSeenAt != nil && a.LastSeenAt.After(since) {
+				b.list = append(b.list, a)
+			}
+		}
+		slices.SortFunc(b.list, func(x, y models.AgentState) int { return strings.Compare(x.ID, y.ID) })
+		b.cands = matchCandidates(b.list)
+	}
+	return b.list, b.cands
 }
 
 // touchAgent marks agents whose state changed (an offer, accept, decline,
@@ -42,13 +67,17 @@ func (s *Server) touchAgent(ids ...string) {
 	s.board.mu.Unlock()
 }
 
-// boardAgents returns the agents online for an offer pass, in id order.
+// boardAgents returns the agents online for an offer pass, in id order,
+// and the same as matching candidates; both are shared and read-only.
 // With caching off (tests) every call reads the database.
-func (s *Server) boardAgents(ctx context.Context) ([]models.AgentState, error) {
+func (s *Server) boardAgents(ctx context.Context) ([]models.AgentState, []matching.Candidate, error) {
 	if s.cfg.SnapshotTTL <= 0 {
-		return s.ds.OnlineAgents(ctx, presenceLease)
+		agents, err := s.ds.OnlineAgents(ctx, presenceLease)
+		return agents, matchCandidates(agents), err
 	}
 	b := &s.board
+	b.read.Lock()
+	defer b.read.Unlock()
 	b.mu.Lock()
 	full := b.agents == nil || time.Since(b.at) >= boardFullEvery
 	ids := make([]string, 0, len(b.stale))
@@ -71,11 +100,14 @@ func (s *Server) boardAgents(ctx context.Context) ([]models.AgentState, error) {
 	}
 	if err != nil {
 		s.touchAgent(ids...)
-		return nil, err
+		return nil, nil, err
 	}
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if full || len(ids) > 0 {
+		b.list, b.cands = nil, nil
+	}
 	if full {
 		b.agents = make(map[string]models.AgentState, len(fresh))
 		b.at = time.Now()
@@ -87,15 +119,32 @@ func (s *Server) boardAgents(ctx context.Context) ([]models.AgentState, error) {
 	for _, a := range fresh {
 		b.agents[a.ID] = a
 	}
-	since := s.ds.Now().Add(-presenceLease)
-	out := make([]models.AgentState, 0, len(b.agents))
-	for _, a := range b.agents {
-		if a.LastSeenAt != nil && a.LastSeenAt.After(since) {
-			out = append(out, a)
-		}
+	list, cands := b.views(s.ds.Now())
+	return list, cands, nil
+}
+
+// refreshBoard keeps the board fresh (and its profiles read) on every
+// instance, for estimates and the next offer pass, even while nothing is
+// queued or another instance runs the passes.
+func (s *Server) refreshBoard(ctx context.Context) error {
+	if s.cfg.SnapshotTTL <= 0 {
+		return nil
 	}
-	slices.SortFunc(out, func(x, y models.AgentState) int { return strings.Compare(x.ID, y.ID) })
-	return out, nil
+	_, _, err := s.boardAgents(ctx)
+	return err
+}
+
+// boardSnapshot returns the board's candidates as they stand, without
+// reading anything; false when it has not been read yet or lags (the sweep
+// refreshes it every boardFullEvery). They are shared and read-only.
+func (s *Server) boardSnapshot() ([]matching.Candidate, bool) {
+	s.board.mu.Lock()
+	defer s.board.mu.Unlock()
+	if s.board.agents == nil || time.Since(s.board.at) > 3*boardFullEvery {
+		return nil, false
+	}
+	_, cands := s.board.views(s.ds.Now())
+	return cands, true
 }
 
 // boardOffered records offers this pass made: those agents now have an
@@ -107,6 +156,7 @@ func (s *Server) boardOffered(agentIDs []string) {
 		if a, ok := s.board.agents[id]; ok {
 			a.PendingOffer = true
 			s.board.agents[id] = a
+			s.board.list, s.board.cands = nil, nil
 		}
 	}
 }

@@ -26,7 +26,7 @@ func TestBoardFollowsEvents(t *testing.T) {
 		tom.next("presence")
 		board := func() map[string]models.AgentState {
 			t.Helper()
-			agents, err := w.ts.srv.boardAgents(ctx)
+			agents, _, err := w.ts.srv.boardAgents(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -71,7 +71,7 @@ func (s *Server) queueInfo(ctx context.Context, b *models.Brand, conv *models.Co
 	if err != nil || pos == 0 {
 		return q, err
 	}
-	agents, err := s.onlineAgents(ctx)
+	cands, err := s.onlineCandidates(ctx)
 	if err != nil {
 		return q, err
 	}
@@ -79,7 +79,7 @@ func (s *Server) queueInfo(ctx context.Context, b *models.Brand, conv *models.Co
 	if err != nil {
 		return q, err
 	}
-	return estimate(s.store.Now(), b, matchConv(conv), pos, matchCandidates(agents), handle, accept), nil
+	return estimate(s.store.Now(), b, matchConv(conv), pos, cands, handle, accept), nil
 }
 
 // estimate places one conversation at pos: the agents online who pass its
@@ -109,11 +109,10 @@ func (s *Server) publishQueues(ctx context.Context) error {
 	}
 	seen := map[string]bool{}
 	if len(waiting) > 0 {
-		agents, err := s.onlineAgents(ctx)
+		cands, err := s.onlineCandidates(ctx)
 		if err != nil {
 			return err
 		}
-		cands := matchCandidates(agents)
 		byBrand := map[string][]matching.Conversation{}
 		for i := range waiting {
 			byBrand[waiting[i].BrandID] = append(byBrand[waiting[i].BrandID], matchConv(&waiting[i]))
@@ -246,7 +245,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	if err != nil || len(queued) == 0 {
 		return err
 	}
-	agents, err := s.boardAgents(ctx)
+	agents, cands, err := s.boardAgents(ctx)
 	if err != nil || len(agents) == 0 {
 		return err
 	}
@@ -281,10 +280,6 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		for agentID, at := range m {
 			rel.AddOffer(convID, agentID, at)
 		}
-	}
-	cands := make([]matching.Candidate, len(agents))
-	for i := range agents {
-		cands[i] = matchCandidate(&agents[i])
 	}
 	var batch []models.NewOffer
 	for _, a := range matching.Assign(s.ds.Now(), queue, rules, cands, rel) {

@@ -103,7 +103,12 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	s.sockets, s.stopSockets = context.WithCancel(context.Background())
 	s.loop = matching.NewDispatcher(
 		s.timedPass("offer", func(ctx context.Context) error { return s.exclusivePass(ctx, dispatchLockID, s.offerQueued) }),
-		s.timedPass("sweep", func(ctx context.Context) error { return s.exclusivePass(ctx, sweepLockID, s.sweepPass) }),
+		s.timedPass("sweep", func(ctx context.Context) error {
+			if err := s.exclusivePass(ctx, sweepLockID, s.sweepPass); err != nil {
+				return err
+			}
+			return s.refreshBoard(ctx)
+		}),
 		time.Second, log)
 	s.echo = echo.New()
 	s.echo.HideBanner, s.echo.HidePort = true, true

@@ -6,18 +6,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/handoffhq/handoff/matching"
 	"github.com/handoffhq/handoff/models"
 )
 
-// agentSnapshot caches the agents online for wait estimates, which every
-// escalation and every queue update needs; reading 1,000 agents with their
-// skills for each would cost more than the dispatch itself. Dispatch never
-// uses it: offers are decided on a fresh read and claimed in the database.
+// agentSnapshot caches each brand's recent handle and accept times for
+// wait estimates.
 type agentSnapshot struct {
-	mu     sync.Mutex
-	at     time.Time
-	agents []models.AgentState
-	times  map[string]recentTimes // per brand
+	mu    sync.Mutex
+	times map[string]recentTimes // per brand
 }
 
 type recentTimes struct {
@@ -25,22 +22,18 @@ type recentTimes struct {
 	handle, accept time.Duration
 }
 
-// onlineAgents returns the agents online, at most cfg.SnapshotTTL old.
-func (s *Server) onlineAgents(ctx context.Context) ([]models.AgentState, error) {
-	if s.cfg.SnapshotTTL <= 0 {
-		return s.ds.OnlineAgents(ctx, presenceLease)
+// onlineCandidates returns the agents online for wait estimates, which
+// every escalation and every queue update needs: the dispatcher's board as
+// it stands (at most boardFullEvery old, kept fresh by the sweep), so an
+// escalation never reads 1,000 agents or waits for someone who does. Only
+// a cold board is read here. With caching off (tests) it reads the
+// database. The result is shared and read-only.
+func (s *Server) onlineCandidates(ctx context.Context) ([]matching.Candidate, error) {
+	if cands, ok := s.boardSnapshot(); ok && s.cfg.SnapshotTTL > 0 {
+		return cands, nil
 	}
-	s.snap.mu.Lock()
-	defer s.snap.mu.Unlock()
-	if time.Since(s.snap.at) < s.cfg.SnapshotTTL {
-		return s.snap.agents, nil
-	}
-	agents, err := s.liveAgents(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s.snap.agents, s.snap.at = agents, time.Now()
-	return agents, nil
+	_, cands, err := s.boardAgents(ctx)
+	return cands, err
 }
 
 // recentTimes returns the brand's recent handle and offer-to-accept times,
