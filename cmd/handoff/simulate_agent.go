@@ -546,26 +546,36 @@ func (a *simAgent) chat(ctx context.Context, c *simConv, acceptedAt time.Time) {
 }
 
 // resolve ends the chat the way a person would: when the server answers
-// with an error (its database restarting, say) and the chat stays open,
-// click again, a few times.
+// with an error (its database restarting, say), or the socket dies and
+// reconnects to another instance, and the chat stays open, click again, a
+// few times.
 func (a *simAgent) resolve(ctx context.Context, c *simConv) {
 	s := a.s
+	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		if err := a.sock.send(ctx, "resolve", map[string]string{"conversation_id": c.id, "note": "Resolved by the simulator."}); err != nil {
-			if ctx.Err() == nil {
-				s.fail("agent resolve", err)
-			}
-			return
-		}
-		for wait := 0; wait < 20 && !c.ended(); wait++ {
-			if !sleepCtx(ctx, 100*time.Millisecond) {
+			if ctx.Err() != nil {
 				return
+			}
+			lastErr = err // the socket is reconnecting: try again on the new one
+			if !sleepCtx(ctx, 500*time.Millisecond) {
+				return
+			}
+		} else {
+			for wait := 0; wait < 20 && !c.ended(); wait++ {
+				if !sleepCtx(ctx, 100*time.Millisecond) {
+					return
+				}
 			}
 		}
 		if c.ended() {
 			return
 		}
 	}
+	if lastErr == nil {
+		lastErr = errors.New("the chat is still open after 5 tries")
+	}
+	s.fail("agent resolve", lastErr)
 }
 
 // waitCustomer waits until the customer's socket is there, so the first

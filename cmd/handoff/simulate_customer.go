@@ -230,6 +230,9 @@ func (cu *simCustomer) status(ctx context.Context, status string) (over bool) {
 	case "active":
 		cu.startSending(ctx)
 	case "resolved", "closed":
+		// The agent's own "resolved" reply may have been lost with a
+		// dying instance; the customer seeing it is as good.
+		cu.s.resolvedConv(cu.c)
 		return true
 	case "abandoned":
 		cu.s.abandonedConv(cu.c)
