@@ -552,7 +552,9 @@ func (a *simAgent) chat(ctx context.Context, c *simConv, acceptedAt time.Time) {
 func (a *simAgent) resolve(ctx context.Context, c *simConv) {
 	s := a.s
 	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
+	// An overloaded server may take seconds to answer: wait long enough
+	// not to resolve twice (a 409) before trying again.
+	for attempt := 0; attempt < 3; attempt++ {
 		if err := a.sock.send(ctx, "resolve", map[string]string{"conversation_id": c.id, "note": "Resolved by the simulator."}); err != nil {
 			if ctx.Err() != nil {
 				return
@@ -562,7 +564,7 @@ func (a *simAgent) resolve(ctx context.Context, c *simConv) {
 				return
 			}
 		} else {
-			for wait := 0; wait < 20 && !c.ended(); wait++ {
+			for wait := 0; wait < 100 && !c.ended(); wait++ {
 				if !sleepCtx(ctx, 100*time.Millisecond) {
 					return
 				}
@@ -573,7 +575,7 @@ func (a *simAgent) resolve(ctx context.Context, c *simConv) {
 		}
 	}
 	if lastErr == nil {
-		lastErr = errors.New("the chat is still open after 5 tries")
+		lastErr = errors.New("the chat is still open after 3 tries")
 	}
 	s.fail("agent resolve", lastErr)
 }
