@@ -60,3 +60,39 @@ func TestSocketHeartbeatsAreBatched(t *testing.T) {
 		}
 	})
 }
+
+// A command waiting on the database does not stop the socket from reading:
+// the client's ping is answered meanwhile, and the command's reply follows
+// once the database lets go.
+func TestSocketReadsWhileACommandWaits(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w := newLiveWorld(t, db)
+		maya := dialLive(t, w.ts, w.mayaC, "/ws/agent")
+		maya.next("hello")
+		// Hold Maya's row (SQLite: the whole database) in a transaction,
+		// so her presence command waits.
+		tx := db.Store.DB.Begin()
+		if err := tx.Exec("UPDATE agents SET bio = bio WHERE id = ?", w.maya.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		maya.send("presence", map[string]any{"status": "online", "capacity": 1})
+		time.Sleep(100 * time.Millisecond) // let the command reach the database and wait
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := maya.conn.Ping(ctx)
+		cancel()
+		if err != nil {
+			tx.Rollback()
+			t.Fatalf("ping while a command waits: %v", err)
+		}
+		if got := maya.drain(); hasType(got, "presence") {
+			tx.Rollback()
+			t.Fatal("the presence reply came before the database let go")
+		}
+		tx.Rollback()
+		if p := decodeInto[struct {
+			Presence string `json:"presence"`
+		}](t, maya.next("presence")); p.Presence != models.PresenceOnline {
+			t.Fatalf("presence = %q; want online", p.Presence)
+		}
+	})
+}

@@ -17,6 +17,7 @@ const (
 	wsReadLimit    = 32 << 10         // bytes in one client frame
 	wsWriteTimeout = 10 * time.Second // a frame the client does not take in this time closes the socket
 	wsPingEvery    = 25 * time.Second
+	wsCommandQueue = 16 // client frames read ahead of the one being handled
 )
 
 // wsConn is one websocket with its hub subscription. Frames from the hub
@@ -100,18 +101,34 @@ func (c *wsConn) pump(ctx context.Context) {
 	}
 }
 
-// readLoop reads client frames and hands each to handle until the socket
-// closes. A frame that is not an envelope gets an error reply.
+// readLoop reads client frames and hands each to handle, in order, until
+// the socket closes. Reading runs in its own goroutine, a few frames ahead
+// of the handler, so the client's pongs and pings are read while a command
+// waits (an overloaded database), and the socket is not closed for a
+// missed pong.
 func (c *wsConn) readLoop(ctx context.Context, handle func(ctx context.Context, env realtime.Envelope) error) {
-	for {
-		typ, data, err := c.conn.Read(ctx)
-		if err != nil {
-			return
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	frames := make(chan []byte, wsCommandQueue)
+	go func() {
+		defer close(frames)
+		for {
+			typ, data, err := c.conn.Read(ctx)
+			if err != nil {
+				return
+			}
+			if typ != websocket.MessageText {
+				c.conn.Close(websocket.StatusUnsupportedData, "send JSON text frames")
+				return
+			}
+			select {
+			case frames <- data:
+			case <-ctx.Done():
+				return
+			}
 		}
-		if typ != websocket.MessageText {
-			c.conn.Close(websocket.StatusUnsupportedData, "send JSON text frames")
-			return
-		}
+	}()
+	for data := range frames {
 		env, err := realtime.DecodeEnvelope(data)
 		if err != nil {
 			if c.sendError(ctx, "", models.Invalid("frame", err.Error())) != nil {
