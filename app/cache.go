@@ -54,13 +54,6 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Con
 	return v, nil
 }
 
-// forget drops a key, after this instance changed what it holds.
-func (c *ttlCache[V]) forget(key string) {
-	c.mu.Lock()
-	delete(c.m, key)
-	c.mu.Unlock()
-}
-
 // brand returns a brand for display and estimates, at most cfg.SnapshotTTL
 // old. The copy is the caller's.
 func (s *Server) brand(ctx context.Context, id string) (*models.Brand, error) {

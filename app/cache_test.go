@@ -31,8 +31,8 @@ func TestTTLCache(t *testing.T) {
 	now = now.Add(999 * time.Millisecond)
 	get("a", "a!", 1)
 	now = now.Add(time.Millisecond)
-	get("a", "a!", 2) // expired: read again
-	c.forget("a")
+	get("a", "a!", 2)          // expired: read again
+	now = now.Add(time.Second) // expired again
 	get("a", "a!", 3)
 	if _, err := c.get(ctx, "bad", load); err == nil {
 		t.Fatal("a failed load returned no error")

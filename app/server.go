@@ -36,9 +36,9 @@ type Server struct {
 	hub        *realtime.Hub
 	apiLimit   *limiter
 	loop       *matching.Dispatcher
-	peers      *peers        // nil on SQLite: one instance only
-	ds         *models.Store // the dispatcher's store: its own pool, or store
-	snap       agentSnapshot
+	peers      *peers                // nil on SQLite: one instance only
+	ds         *models.Store         // the dispatcher's store: its own pool, or store
+	times      ttlCache[recentTimes] // per brand, for wait estimates
 	profiles   profileCache
 	beats      beats
 	board      agentBoard
@@ -80,7 +80,7 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	if s.mailer, err = newMailer(cfg.SMTPURL); err != nil {
 		return nil, err
 	}
-	s.brands.ttl = cfg.SnapshotTTL
+	s.brands.ttl, s.times.ttl = cfg.SnapshotTTL, cfg.SnapshotTTL
 	if cfg.SnapshotTTL > 0 {
 		s.agentNames.ttl = profileTTL
 	}

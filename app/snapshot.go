@@ -10,15 +10,8 @@ import (
 	"github.com/handoffhq/handoff/models"
 )
 
-// agentSnapshot caches each brand's recent handle and accept times for
-// wait estimates.
-type agentSnapshot struct {
-	mu    sync.Mutex
-	times map[string]recentTimes // per brand
-}
-
+// recentTimes is a brand's recent handle and offer-to-accept times.
 type recentTimes struct {
-	at             time.Time
 	handle, accept time.Duration
 }
 
@@ -29,7 +22,7 @@ type recentTimes struct {
 // a cold board is read here. With caching off (tests) it reads the
 // database. The result is shared and read-only.
 func (s *Server) onlineCandidates(ctx context.Context) ([]matching.Candidate, error) {
-	if cands, ok := s.boardSnapshot(); ok && s.cfg.SnapshotTTL > 0 {
+	if cands, ok := s.boardSnapshot(); ok {
 		return cands, nil
 	}
 	_, cands, err := s.boardAgents(ctx)
@@ -39,25 +32,11 @@ func (s *Server) onlineCandidates(ctx context.Context) ([]matching.Candidate, er
 // recentTimes returns the brand's recent handle and offer-to-accept times,
 // at most cfg.SnapshotTTL old.
 func (s *Server) recentTimes(ctx context.Context, brandID string) (time.Duration, time.Duration, error) {
-	if s.cfg.SnapshotTTL > 0 {
-		s.snap.mu.Lock()
-		rt, ok := s.snap.times[brandID]
-		s.snap.mu.Unlock()
-		if ok && time.Since(rt.at) < s.cfg.SnapshotTTL {
-			return rt.handle, rt.accept, nil
-		}
-	}
-	handle, accept, err := s.ds.RecentTimes(ctx, brandID)
-	if err != nil || s.cfg.SnapshotTTL <= 0 {
-		return handle, accept, err
-	}
-	s.snap.mu.Lock()
-	if s.snap.times == nil {
-		s.snap.times = map[string]recentTimes{}
-	}
-	s.snap.times[brandID] = recentTimes{at: time.Now(), handle: handle, accept: accept}
-	s.snap.mu.Unlock()
-	return handle, accept, nil
+	rt, err := s.times.get(ctx, brandID, func(ctx context.Context, id string) (recentTimes, error) {
+		handle, accept, err := s.ds.RecentTimes(ctx, id)
+		return recentTimes{handle: handle, accept: accept}, err
+	})
+	return rt.handle, rt.accept, err
 }
 
 // profileCache keeps agents' languages and skills, which change only with

@@ -71,49 +71,80 @@ func startInstance(t *testing.T, bin, dbURL string, args ...string) *instance {
 // instance reconnect to the other on their own.
 func TestCrashOneInstanceUnderLoad(t *testing.T) {
 	dbURL := postgresURL(t)
-	bin := buildHandoff(t)
-	a := startInstance(t, bin, dbURL, "--demo")
-	b := startInstance(t, bin, dbURL)
-	key := runHandoff(t, dbEnv(dbURL), "apikey", "create", "--brand", "acme")
-	if key.code != 0 {
-		t.Fatalf("apikey: %s", key)
-	}
-
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(context.Background(), []string{"simulate", "--url", a.url, "--url", b.url, "--api-key", strings.TrimSpace(key.stdout),
-			"--agents", "6", "--rate", "3", "--duration", "8s", "--handle-time", "1", "--settle", "40s"}, envOf(nil), &stdout, &stderr)
-	}()
-	// Kill A once the run is under way (escalations counted in progress).
-	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(stderr.String(), "escalations ") || strings.Contains(stderr.String(), "escalations 0 ") {
-		if time.Now().After(deadline) {
-			t.Fatalf("simulate did not start:\n%s", stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	a, b, key := startPair(t, dbURL)
+	sim := startSimulate(t, "--url", a.url, "--url", b.url, "--api-key", key,
+		"--agents", "6", "--rate", "3", "--duration", "8s", "--handle-time", "1", "--settle", "40s")
+	sim.waitStarted()
 	time.Sleep(2 * time.Second)
 	if err := a.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = a.cmd.Wait()
+	sum := sim.summary("after killing one of two instances")
+	checkInvariants(t, dbURL, sum)
+}
+
+// startPair starts two instances on one database (the first seeds the demo)
+// and returns them with a bot key for the demo brand.
+func startPair(t *testing.T, dbURL string) (a, b *instance, key string) {
+	t.Helper()
+	bin := buildHandoff(t)
+	a = startInstance(t, bin, dbURL, "--demo")
+	b = startInstance(t, bin, dbURL)
+	res := runHandoff(t, dbEnv(dbURL), "apikey", "create", "--brand", "acme")
+	if res.code != 0 {
+		t.Fatalf("apikey: %s", res)
+	}
+	return a, b, strings.TrimSpace(res.stdout)
+}
+
+// simRun is `handoff simulate` running in the background of a test.
+type simRun struct {
+	t              *testing.T
+	stdout, stderr syncBuffer
+	done           chan int
+}
+
+func startSimulate(t *testing.T, args ...string) *simRun {
+	r := &simRun{t: t, done: make(chan int, 1)}
+	go func() {
+		r.done <- run(context.Background(), append([]string{"simulate"}, args...), envOf(nil), &r.stdout, &r.stderr)
+	}()
+	return r
+}
+
+// waitStarted returns once the run is under way (escalations counted in
+// its progress).
+func (r *simRun) waitStarted() {
+	r.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(r.stderr.String(), "escalations ") || strings.Contains(r.stderr.String(), "escalations 0 ") {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("simulate did not start:\n%s", r.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// summary waits for the run to end well and returns its JSON summary,
+// logged after what.
+func (r *simRun) summary(what string) simSummary {
+	r.t.Helper()
 	var code int
 	select {
-	case code = <-done:
+	case code = <-r.done:
 	case <-time.After(3 * time.Minute):
-		t.Fatalf("simulate did not finish:\n%s", stderr.String())
+		r.t.Fatalf("simulate did not finish:\n%s", r.stderr.String())
 	}
 	if code != 0 {
-		t.Fatalf("simulate exit %d:\n%s", code, stderr.String())
+		r.t.Fatalf("simulate exit %d:\n%s", code, r.stderr.String())
 	}
 	var sum simSummary
-	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout.String())), &sum); err != nil {
-		t.Fatalf("summary %q: %v", stdout.String(), err)
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout.String())), &sum); err != nil {
+		r.t.Fatalf("summary %q: %v", r.stdout.String(), err)
 	}
-	t.Logf("after killing one of two instances: %s", strings.TrimSpace(stdout.String()))
-
-	checkInvariants(t, dbURL, sum)
+	r.t.Logf("%s: %s", what, strings.TrimSpace(r.stdout.String()))
+	return sum
 }
 
 // checkInvariants checks by queries what a run must keep whatever failed

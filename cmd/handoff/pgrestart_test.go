@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -111,26 +108,10 @@ func (p *privatePostgres) restart(down time.Duration) {
 // within 10 s), and the same invariants as after a crash hold.
 func TestPostgresRestartUnderLoad(t *testing.T) {
 	pg := startPrivatePostgres(t)
-	bin := buildHandoff(t)
-	a := startInstance(t, bin, pg.url(), "--demo")
-	b := startInstance(t, bin, pg.url())
-	key := runHandoff(t, dbEnv(pg.url()), "apikey", "create", "--brand", "acme")
-	if key.code != 0 {
-		t.Fatalf("apikey: %s", key)
-	}
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(context.Background(), []string{"simulate", "--url", a.url, "--url", b.url, "--api-key", strings.TrimSpace(key.stdout),
-			"--agents", "6", "--rate", "3", "--duration", "12s", "--handle-time", "1", "--settle", "60s"}, envOf(nil), &stdout, &stderr)
-	}()
-	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(stderr.String(), "escalations ") || strings.Contains(stderr.String(), "escalations 0 ") {
-		if time.Now().After(deadline) {
-			t.Fatalf("simulate did not start:\n%s", stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	a, b, key := startPair(t, pg.url())
+	sim := startSimulate(t, "--url", a.url, "--url", b.url, "--api-key", key,
+		"--agents", "6", "--rate", "3", "--duration", "12s", "--handle-time", "1", "--settle", "60s")
+	sim.waitStarted()
 	time.Sleep(2 * time.Second)
 	pg.restart(2 * time.Second)
 	restarted := time.Now()
@@ -150,20 +131,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("both instances ready %v after PostgreSQL came back", time.Since(restarted).Round(time.Millisecond))
-	var code int
-	select {
-	case code = <-done:
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("simulate did not finish:\n%s", stderr.String())
-	}
-	if code != 0 {
-		t.Fatalf("simulate exit %d:\n%s", code, stderr.String())
-	}
-	var sum simSummary
-	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout.String())), &sum); err != nil {
-		t.Fatalf("summary %q: %v", stdout.String(), err)
-	}
-	t.Logf("after a PostgreSQL restart: %s", strings.TrimSpace(stdout.String()))
+	sum := sim.summary("after a PostgreSQL restart")
 	checkInvariants(t, pg.url(), sum)
 	// 36 escalations are tried over 12 s; only those during the outage
 	// (about 2 s) may fail.
