@@ -30,28 +30,71 @@ type agentBoard struct {
 	at     time.Time           // last full read
 	stale  map[string]struct{} // agents to re-read before the next pass
 
-	// What passes and estimates use, built once per change of agents and
-	// shared read-only: the agents within their lease in id order, and the
-	// same as matching candidates.
-	list  []models.AgentState
-	cands []matching.Candidate
+	// What passes and estimates use: the agents within their lease in id
+	// order, as matching candidates. It is shared read-only, so a change
+	// makes a new slice: patched in place of a copy for the agents in
+	// patch, rebuilt (filtered and sorted) after a full read, when an agent
+	// comes or goes, or when the oldest heartbeat in it falls out of the
+	// lease.
+	cands   []matching.Candidate
+	oldest  time.Time           // earliest LastSeenAt in cands
+	rebuild bool                // cands must be built afresh from agents
+	patch   map[string]struct{} // agents whose entry changed since cands was built
 }
 
-// views returns the board's list and candidates, building them after a
-// change. The caller holds b.mu and must not modify either.
-func (b *agentBoard) views(now time.Time) ([]models.AgentState, []matching.Candidate) {
-	if b.list == nil {
-		since := now.Add(-presenceLease)
-		b.list = make([]models.AgentState, 0, len(b.agents))
-		for _, a := range b.agents {
-			if a.LastSeenAt != nil && a.LastSeenAt.After(since) {
-				b.list = append(b.list, a)
+// views returns the board's candidates, bringing them up to date with
+// agents first. The caller holds b.mu and must not modify them.
+func (b *agentBoard) views(now time.Time) []matching.Candidate {
+	since := now.Add(-presenceLease)
+	if !b.rebuild && b.cands != nil && !b.oldest.After(since) {
+		b.rebuild = true // someone's lease ran out
+	}
+	if !b.rebuild && len(b.patch) > 0 {
+		next := slices.Clone(b.cands)
+		for id := range b.patch {
+			i, found := slices.BinarySearchFunc(next, id, func(c matching.Candidate, id string) int { return strings.Compare(c.ID, id) })
+			a, ok := b.agents[id]
+			if ok && (a.LastSeenAt == nil || !a.LastSeenAt.After(since)) {
+				ok = false
+			}
+			if ok != found { // came or went: build afresh
+				b.rebuild = true
+				break
+			}
+			if ok {
+				next[i] = matchCandidate(&a)
 			}
 		}
-		slices.SortFunc(b.list, func(x, y models.AgentState) int { return strings.Compare(x.ID, y.ID) })
-		b.cands = matchCandidates(b.list)
+		if !b.rebuild {
+			b.cands = next
+		}
 	}
-	return b.list, b.cands
+	if b.rebuild || b.cands == nil {
+		list := make([]models.AgentState, 0, len(b.agents))
+		b.oldest = time.Time{}
+		for _, a := range b.agents {
+			if a.LastSeenAt != nil && a.LastSeenAt.After(since) {
+				list = append(list, a)
+				if b.oldest.IsZero() || a.LastSeenAt.Before(b.oldest) {
+					b.oldest = *a.LastSeenAt
+				}
+			}
+		}
+		slices.SortFunc(list, func(x, y models.AgentState) int { return strings.Compare(x.ID, y.ID) })
+		b.cands = matchCandidates(list)
+		b.rebuild = false
+	}
+	clear(b.patch)
+	return b.cands
+}
+
+// changed notes that the agent's entry in agents changed. The caller
+// holds b.mu.
+func (b *agentBoard) changed(id string) {
+	if b.patch == nil {
+		b.patch = map[string]struct{}{}
+	}
+	b.patch[id] = struct{}{}
 }
 
 // touchAgent marks agents whose state changed (an offer, accept, decline,
@@ -67,13 +110,13 @@ func (s *Server) touchAgent(ids ...string) {
 	s.board.mu.Unlock()
 }
 
-// boardAgents returns the agents online for an offer pass, in id order,
-// and the same as matching candidates; both are shared and read-only.
-// With caching off (tests) every call reads the database.
-func (s *Server) boardAgents(ctx context.Context) ([]models.AgentState, []matching.Candidate, error) {
+// boardAgents returns the agents online for an offer pass as matching
+// candidates in id order; they are shared and read-only. With caching off
+// (tests) every call reads the database.
+func (s *Server) boardAgents(ctx context.Context) ([]matching.Candidate, error) {
 	if s.cfg.SnapshotTTL <= 0 {
 		agents, err := s.ds.OnlineAgents(ctx, presenceLease)
-		return agents, matchCandidates(agents), err
+		return matchCandidates(agents), err
 	}
 	b := &s.board
 	b.read.Lock()
@@ -100,27 +143,25 @@ func (s *Server) boardAgents(ctx context.Context) ([]models.AgentState, []matchi
 	}
 	if err != nil {
 		s.touchAgent(ids...)
-		return nil, nil, err
+		return nil, err
 	}
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if full || len(ids) > 0 {
-		b.list, b.cands = nil, nil
-	}
 	if full {
 		b.agents = make(map[string]models.AgentState, len(fresh))
 		b.at = time.Now()
+		b.rebuild = true
 	} else {
 		for _, id := range ids {
 			delete(b.agents, id) // gone offline unless read again below
+			b.changed(id)
 		}
 	}
 	for _, a := range fresh {
 		b.agents[a.ID] = a
 	}
-	list, cands := b.views(s.ds.Now())
-	return list, cands, nil
+	return b.views(s.ds.Now()), nil
 }
 
 // refreshBoard keeps the board fresh (and its profiles read) on every
@@ -130,7 +171,7 @@ func (s *Server) refreshBoard(ctx context.Context) error {
 	if s.cfg.SnapshotTTL <= 0 {
 		return nil
 	}
-	_, _, err := s.boardAgents(ctx)
+	_, err := s.boardAgents(ctx)
 	return err
 }
 
@@ -143,8 +184,7 @@ func (s *Server) boardSnapshot() ([]matching.Candidate, bool) {
 	if s.board.agents == nil || time.Since(s.board.at) > 3*boardFullEvery {
 		return nil, false
 	}
-	_, cands := s.board.views(s.ds.Now())
-	return cands, true
+	return s.board.views(s.ds.Now()), true
 }
 
 // boardOffered records offers this pass made: those agents now have an
@@ -156,7 +196,7 @@ func (s *Server) boardOffered(agentIDs []string) {
 		if a, ok := s.board.agents[id]; ok {
 			a.PendingOffer = true
 			s.board.agents[id] = a
-			s.board.list, s.board.cands = nil, nil
+			s.board.changed(id)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoffhq/handoff/matching"
 	"github.com/handoffhq/handoff/models"
 	"github.com/handoffhq/handoff/models/modeltest"
 )
@@ -24,13 +25,13 @@ func TestBoardFollowsEvents(t *testing.T) {
 		tom.send("presence", map[string]any{"status": "online", "capacity": 1})
 		maya.next("presence")
 		tom.next("presence")
-		board := func() map[string]models.AgentState {
+		board := func() map[string]matching.Candidate {
 			t.Helper()
-			agents, _, err := w.ts.srv.boardAgents(ctx)
+			agents, err := w.ts.srv.boardAgents(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := map[string]models.AgentState{}
+			out := map[string]matching.Candidate{}
 			for _, a := range agents {
 				out[a.ID] = a
 			}
@@ -42,7 +43,7 @@ func TestBoardFollowsEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if b := board(); len(b) != 2 || b[w.maya.ID].MaxConcurrent != 1 {
+		if b := board(); len(b) != 2 || b[w.maya.ID].Capacity != 1 {
 			t.Fatalf("board = %+v; want Maya and Tom, capacity 1", b)
 		}
 
@@ -51,12 +52,12 @@ func TestBoardFollowsEvents(t *testing.T) {
 		w.escalate(t, "chat-1")
 		offer()
 		card := decodeInto[offerCard](t, maya.next("offer"))
-		if b := board(); !b[w.maya.ID].PendingOffer {
+		if b := board(); !b[w.maya.ID].HasPendingOffer {
 			t.Fatal("the board does not show the offer the pass just made")
 		}
 		maya.send("offer.accept", map[string]string{"offer_id": card.OfferID})
 		maya.next("offer.accepted")
-		if b := board(); b[w.maya.ID].Active != 1 || b[w.maya.ID].PendingOffer {
+		if b := board(); b[w.maya.ID].Active != 1 || b[w.maya.ID].HasPendingOffer {
 			t.Fatalf("after the accept the board shows Maya %+v; want 1 active, no offer pending", b[w.maya.ID])
 		}
 		w.escalate(t, "chat-2")

@@ -245,8 +245,8 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	if err != nil || len(queued) == 0 {
 		return err
 	}
-	agents, cands, err := s.boardAgents(ctx)
-	if err != nil || len(agents) == 0 {
+	cands, err := s.boardAgents(ctx)
+	if err != nil || len(cands) == 0 {
 		return err
 	}
 	queue := make([]matching.Conversation, len(queued))

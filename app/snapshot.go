@@ -25,8 +25,7 @@ func (s *Server) onlineCandidates(ctx context.Context) ([]matching.Candidate, er
 	if cands, ok := s.boardSnapshot(); ok {
 		return cands, nil
 	}
-	_, cands, err := s.boardAgents(ctx)
-	return cands, err
+	return s.boardAgents(ctx)
 }
 
 // recentTimes returns the brand's recent handle and offer-to-accept times,

@@ -282,21 +282,18 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 		if err := decodeData(env, &d); err != nil {
 			return err
 		}
-		conv, err := a.owns(ctx, d.ConversationID)
-		if err != nil {
-			return err
+		if !models.ValidID(d.ConversationID) {
+			return models.ErrNotFound
 		}
-		if conv.Status != models.ConvActive {
-			return models.Invalid("conversation", "is not in progress")
-		}
-		m, created, err := s.store.AddMessage(ctx, conv.ID, models.SenderAgent, a.agentID, d.ClientID, d.Text)
+		// The store checks that the chat is this agent's and in progress.
+		m, created, err := s.store.AddMessage(ctx, d.ConversationID, models.SenderAgent, a.agentID, d.ClientID, d.Text)
 		if err != nil {
 			return err
 		}
 		if created {
 			s.publishMessage(m)
 		}
-		return a.send(ctx, "message.ack", map[string]any{"conversation_id": conv.ID, "client_id": d.ClientID, "seq": m.Seq})
+		return a.send(ctx, "message.ack", map[string]any{"conversation_id": m.ConversationID, "client_id": d.ClientID, "seq": m.Seq})
 	case "typing":
 		var d struct {
 			ConversationID string `json:"conversation_id"`

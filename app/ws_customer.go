@@ -17,7 +17,12 @@ func (s *Server) customerConversation(c echo.Context) (*models.Conversation, err
 	if err != nil {
 		return nil, err
 	}
-	conv, err := s.store.ConversationByID(c.Request().Context(), id)
+	return s.customerOpen(c.Request().Context(), id)
+}
+
+// customerOpen reads the customer's conversation; a closed one is 410.
+func (s *Server) customerOpen(ctx context.Context, id string) (*models.Conversation, error) {
+	conv, err := s.store.ConversationByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -51,11 +56,19 @@ func (s *Server) customerStateOf(ctx context.Context, conv *models.Conversation,
 // handleCustomerSocket is the customer's websocket: queue updates, the chat,
 // typing and the rating. ?after=N resumes after sequence N.
 func (s *Server) handleCustomerSocket(c echo.Context) error {
-	conv, err := s.customerConversation(c)
+	id, err := s.keys.VerifyCustomer(c.Param("token"), s.store.Now())
 	if err != nil {
 		return err
 	}
 	after, _ := strconv.Atoi(c.QueryParam("after"))
+	// Subscribe before reading the conversation, so a change after the
+	// read (an agent joining, a message) is in a frame after the hello.
+	sub := s.hub.Subscribe(convTopic(id))
+	defer s.hub.Unsubscribe(sub)
+	conv, err := s.customerOpen(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
 	conn, err := s.accept(c.Response(), c.Request())
 	if err != nil {
 		return nil
@@ -64,15 +77,8 @@ func (s *Server) handleCustomerSocket(c echo.Context) error {
 	defer s.metrics.online.Dec()
 	ctx, cancel := context.WithCancel(s.sockets)
 	defer cancel()
-	ws := &wsConn{s: s, conn: conn, sub: s.hub.Subscribe(convTopic(conv.ID))}
-	defer s.hub.Unsubscribe(ws.sub)
+	ws := &wsConn{s: s, conn: conn, sub: sub}
 	hello := func() error {
-		// Read the state after subscribing, so a change in between (an
-		// agent joining) is either in this hello or in a frame after it.
-		conv, err := s.store.ConversationByID(ctx, conv.ID)
-		if err != nil {
-			return err
-		}
 		b, err := s.brand(ctx, conv.BrandID)
 		if err != nil {
 			return err
@@ -91,6 +97,9 @@ func (s *Server) handleCustomerSocket(c echo.Context) error {
 		}
 		if err := ws.send(ctx, "hello", data); err != nil {
 			return err
+		}
+		if conv.LastSeq <= after {
+			return nil // nothing stored that the page has not seen
 		}
 		return ws.resume(ctx, conv.ID, after)
 	}

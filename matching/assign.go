@@ -97,13 +97,11 @@ type Assignment struct {
 func Assign(now time.Time, queue []Conversation, rulesByBrand map[string]Rules, cands []Candidate, rel *Relations) []Assignment {
 	// Agents who fail an agent-wide gate fail it for every conversation:
 	// leave them out once rather than 200 times.
-	var pool []Candidate
-	var index []int // pool position → cands position
+	pool := make([]int, 0, len(cands)) // positions in cands
 	for i := range cands {
 		c := &cands[i]
 		if c.Approved && c.Presence == PresenceOnline && c.Active < c.Capacity && !c.HasPendingOffer {
-			pool = append(pool, *c)
-			index = append(index, i)
+			pool = append(pool, i)
 		}
 	}
 	order := slices.Clone(queue)
@@ -118,13 +116,12 @@ func Assign(now time.Time, queue []Conversation, rulesByBrand map[string]Rules, 
 		if !ok {
 			continue
 		}
-		res := rank(now, conv, rules, pool, rankOpts{rel: rel.view(conv), taken: taken, bestOnly: true})
+		res := rank(now, conv, rules, cands, rankOpts{rel: rel.view(conv), taken: taken, bestOnly: true, subset: pool})
 		if len(res.Ranked) == 0 {
 			continue
 		}
 		res.Considered = len(cands)
 		best := res.Ranked[0]
-		best.Index = index[best.Index]
 		taken[best.AgentID] = true
 		out = append(out, Assignment{
 			ConversationID: conv.ID, AgentID: best.AgentID, Index: best.Index,

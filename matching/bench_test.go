@@ -37,3 +37,18 @@ func BenchmarkAssign(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(got)), "assigned")
 }
+
+// BenchmarkAssignOne is the steady-state pass: one or two new
+// conversations against 1,000 agents online.
+func BenchmarkAssignOne(b *testing.B) {
+	cands := population(1000, 42)
+	queue := queueOf(2, 42)
+	rel := relationsFor(cands, queue, 42)
+	rules := map[string]Rules{"b1": {}, "b2": {MinSkillLevel: 2}, "b3": {}}
+	var got []Assignment
+	b.ReportAllocs()
+	for b.Loop() {
+		got = Assign(t0, queue, rules, cands, rel)
+	}
+	b.ReportMetric(float64(len(got)), "assigned")
+}

@@ -148,6 +148,7 @@ type rankOpts struct {
 	taken      map[string]bool // agents given an offer earlier in the batch
 	rejections bool            // collect Result.Rejected
 	bestOnly   bool            // Ranked holds only the best (Rank 1); no full sort
+	subset     []int           // rank only these indexes of cands (in order); nil: all
 }
 
 // view is what one candidate looks like for this conversation.
@@ -264,9 +265,17 @@ func rank(now time.Time, conv Conversation, rules Rules, cands []Candidate, o ra
 			reasons[i] = why
 		}
 	}
-	var fresh []int
+	n := len(cands)
+	if o.subset != nil {
+		n = len(o.subset)
+	}
+	fresh := make([]int, 0, n)
 	var again []offered
-	for i := range cands {
+	for j := 0; j < n; j++ {
+		i := j
+		if o.subset != nil {
+			i = o.subset[j]
+		}
 		c := &cands[i]
 		var v view
 		why := k.qualify(c, &v)
@@ -308,24 +317,32 @@ func rank(now time.Time, conv Conversation, rules Rules, cands []Candidate, o ra
 	res.Eligible = len(eligible)
 	if len(eligible) > 0 {
 		ns := len(conv.Skills)
-		levels := make([]int, len(eligible)*ns) // one allocation for all SkillLevels
-		ranked := make([]Ranked, 0, len(eligible))
+		var ranked []Ranked
 		if o.bestOnly {
+			// Two buffers for the skill levels: the best so far and the
+			// one being scored, swapped when it wins.
 			ranked = make([]Ranked, 0, 1)
-		}
-		for n, i := range eligible {
-			r := k.score(&cands[i], weights, wsum, levels[n*ns:(n+1)*ns:(n+1)*ns])
-			r.Index = i
-			r.Reoffer = n >= nFresh
-			if o.bestOnly {
-				if len(ranked) == 0 {
-					ranked = append(ranked, r)
-				} else if compareRanked(&r, &ranked[0]) < 0 {
-					ranked[0] = r
+			bufs := make([]int, 2*ns)
+			best, next := bufs[:ns:ns], bufs[ns:]
+			for n, i := range eligible {
+				r := k.score(&cands[i], weights, wsum, next)
+				r.Index = i
+				r.Reoffer = n >= nFresh
+				if len(ranked) == 0 || compareRanked(&r, &ranked[0]) < 0 {
+					best, next = next, best
+					r.SkillLevels = best
+					ranked = append(ranked[:0], r)
 				}
-				continue
 			}
-			ranked = append(ranked, r)
+		} else {
+			levels := make([]int, len(eligible)*ns) // one allocation for all SkillLevels
+			ranked = make([]Ranked, 0, len(eligible))
+			for n, i := range eligible {
+				r := k.score(&cands[i], weights, wsum, levels[n*ns:(n+1)*ns:(n+1)*ns])
+				r.Index = i
+				r.Reoffer = n >= nFresh
+				ranked = append(ranked, r)
+			}
 		}
 		if !o.bestOnly {
 			slices.SortFunc(ranked, func(a, b Ranked) int { return compareRanked(&a, &b) })

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Conversation statuses.
@@ -206,11 +207,6 @@ func (s *Store) Escalate(ctx context.Context, brandID string, in Escalation) (*C
 	if err != nil {
 		return nil, false, err
 	}
-	if c, err := s.openByExternalID(s.DB.WithContext(ctx), brandID, in.ExternalID); err == nil {
-		return c, false, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, false, err
-	}
 	meta := "{}"
 	if len(in.Metadata) > 0 {
 		b, err := json.Marshal(in.Metadata)
@@ -219,43 +215,57 @@ func (s *Store) Escalate(ctx context.Context, brandID string, in Escalation) (*C
 		}
 		meta = string(b)
 	}
-	var conv *Conversation
-	created := false
-	err = s.tx(ctx, func(tx *gorm.DB) error {
-		if c, err := s.openByExternalID(tx, brandID, in.ExternalID); err == nil {
-			conv = c
-			return nil
+	now := s.Now()
+	conv := &Conversation{ID: NewID(), BrandID: brandID, ExternalID: in.ExternalID, Status: ConvQueued,
+		CustomerName: in.CustomerName, CustomerEmail: in.CustomerEmail, Language: in.Language,
+		Skills: strings.Join(in.Skills, ","), Priority: *in.Priority, Reason: in.Reason, Summary: in.Summary,
+		Metadata: meta, QueuedAt: now, CreatedAt: now, UpdatedAt: now, LastSeq: len(in.Transcript)}
+	msgs := make([]Message, len(in.Transcript))
+	for i, e := range in.Transcript {
+		at := e.At.UTC()
+		msgs[i] = Message{ID: NewID(), ConversationID: conv.ID, Seq: i + 1, Sender: e.Role, Body: e.Text, CreatedAt: now}
+		if !e.At.IsZero() {
+			msgs[i].SentAt = &at
 		}
-		now := s.Now()
-		conv = &Conversation{ID: NewID(), BrandID: brandID, ExternalID: in.ExternalID, Status: ConvQueued,
-			CustomerName: in.CustomerName, CustomerEmail: in.CustomerEmail, Language: in.Language,
-			Skills: strings.Join(in.Skills, ","), Priority: *in.Priority, Reason: in.Reason, Summary: in.Summary,
-			Metadata: meta, QueuedAt: now, CreatedAt: now, UpdatedAt: now, LastSeq: len(in.Transcript)}
-		if err := tx.Create(conv).Error; err != nil {
-			return err
+	}
+	// The open conversation's unique (brand, external id) index decides
+	// between two requests for the same chat: the insert that loses does
+	// nothing, and that request answers with the winner's conversation.
+	// Without a transcript the insert is the whole change, one statement.
+	insert := func(tx *gorm.DB) (bool, error) {
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(conv)
+		if res.Error != nil || res.RowsAffected == 0 {
+			return false, res.Error
 		}
-		for i, e := range in.Transcript {
-			at := e.At.UTC()
-			m := Message{ID: NewID(), ConversationID: conv.ID, Seq: i + 1, Sender: e.Role, Body: e.Text, CreatedAt: now}
-			if !e.At.IsZero() {
-				m.SentAt = &at
-			}
-			if err := tx.Create(&m).Error; err != nil {
+		if len(msgs) > 0 {
+			return true, tx.Create(&msgs).Error
+		}
+		return true, nil
+	}
+	for range 3 {
+		var created bool
+		var err error
+		if len(msgs) == 0 {
+			created, err = insert(s.DB.WithContext(ctx))
+		} else {
+			err = s.tx(ctx, func(tx *gorm.DB) error {
+				created, err = insert(tx)
 				return err
-			}
+			})
 		}
-		created = true
-		return nil
-	})
-	if isUniqueViolation(err) {
-		// Another request opened it first: answer with that one.
+		if err != nil {
+			return nil, false, err
+		}
+		if created {
+			return conv, true, nil
+		}
 		c, err := s.openByExternalID(s.DB.WithContext(ctx), brandID, in.ExternalID)
-		return c, false, err
+		if !errors.Is(err, ErrNotFound) {
+			return c, false, err
+		}
+		// It ended between the insert and the read: try again.
 	}
-	if err != nil {
-		return nil, false, err
-	}
-	return conv, created, nil
+	return nil, false, fmt.Errorf("escalation %q keeps colliding with conversations that end: %w", in.ExternalID, ErrConflict)
 }
 
 func (s *Store) openByExternalID(db *gorm.DB, brandID, externalID string) (*Conversation, error) {
@@ -334,16 +344,13 @@ func (s *Store) AddMessage(ctx context.Context, convID, sender, senderID, client
 			}
 		}
 		var seq []int
-		err := tx.Raw("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? AND status IN ? RETURNING last_seq",
-			convID, []string{ConvQueued, ConvOffered, ConvActive}).Scan(&seq).Error
+		where, args := openFor(convID, sender, senderID)
+		err := tx.Raw("UPDATE conversations SET last_seq = last_seq + 1 WHERE "+where+" RETURNING last_seq", args...).Scan(&seq).Error
 		if err != nil {
 			return err
 		}
 		if len(seq) != 1 {
-			if _, err := s.convStatus(tx, convID); err != nil {
-				return err
-			}
-			return fmt.Errorf("conversation is closed: %w", ErrConflict)
+			return notOpenFor(tx, convID, sender, senderID)
 		}
 		msg = &Message{ID: NewID(), ConversationID: convID, Seq: seq[0], Sender: sender, SenderID: senderID, Body: body, CreatedAt: s.Now()}
 		if clientID != "" {
@@ -365,52 +372,65 @@ func (s *Store) AddMessage(ctx context.Context, convID, sender, senderID, client
 	return msg, created, nil
 }
 
-// addMessageOneStatement is AddMessage on PostgreSQL: the resend check
-// reads first, then one statement takes the next sequence number and
-// inserts, so a message costs one commit and holds a connection for one
-// round trip. A resend racing its original loses on the unique index; the
-// whole statement, sequence number included, is then undone and the
-// stored message returned.
+// addMessageOneStatement is AddMessage on PostgreSQL: one statement takes
+// the next sequence number and inserts, so a message costs one round trip
+// and one commit. A resend loses on the unique (conversation, sender,
+// client id) index; the whole statement, sequence number included, is
+// then undone and the stored message returned.
 func (s *Store) addMessageOneStatement(ctx context.Context, convID, sender, senderID, clientID, body string) (*Message, bool, error) {
 	db := s.DB.WithContext(ctx)
-	stored := func() (*Message, bool, error) {
+	msg := &Message{ID: NewID(), ConversationID: convID, Sender: sender, SenderID: senderID, Body: body, CreatedAt: s.Now()}
+	if clientID != "" {
+		msg.ClientID = &clientID
+	}
+	where, args := openFor(convID, sender, senderID)
+	var seq []int
+	err := db.Raw(`WITH c AS (UPDATE conversations SET last_seq = last_seq + 1 WHERE `+where+` RETURNING last_seq)
+		INSERT INTO messages (id, conversation_id, seq, sender, sender_id, client_id, body, created_at)
+		SELECT ?, ?, c.last_seq, ?, ?, ?, ?, ? FROM c RETURNING seq`,
+		append(args, msg.ID, convID, sender, senderID, msg.ClientID, body, msg.CreatedAt)...).Scan(&seq).Error
+	if isUniqueViolation(err) && clientID != "" {
 		var m Message
 		if err := db.Where("conversation_id = ? AND sender = ? AND client_id = ?", convID, sender, clientID).Take(&m).Error; err != nil {
 			return nil, false, err
 		}
 		return &m, false, nil
 	}
-	if clientID != "" {
-		if m, _, err := stored(); err == nil {
-			return m, false, nil
-		} else if !errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, false, err
-		}
-	}
-	msg := &Message{ID: NewID(), ConversationID: convID, Sender: sender, SenderID: senderID, Body: body, CreatedAt: s.Now()}
-	if clientID != "" {
-		msg.ClientID = &clientID
-	}
-	var seq []int
-	err := db.Raw(`WITH c AS (UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? AND status IN ? RETURNING last_seq)
-		INSERT INTO messages (id, conversation_id, seq, sender, sender_id, client_id, body, created_at)
-		SELECT ?, ?, c.last_seq, ?, ?, ?, ?, ? FROM c RETURNING seq`,
-		convID, []string{ConvQueued, ConvOffered, ConvActive},
-		msg.ID, convID, sender, senderID, msg.ClientID, body, msg.CreatedAt).Scan(&seq).Error
-	if isUniqueViolation(err) && clientID != "" {
-		return stored()
-	}
 	if err != nil {
 		return nil, false, err
 	}
 	if len(seq) != 1 {
-		if _, err := s.convStatus(db, convID); err != nil {
-			return nil, false, err
-		}
-		return nil, false, fmt.Errorf("conversation is closed: %w", ErrConflict)
+		return nil, false, notOpenFor(db, convID, sender, senderID)
 	}
 	msg.Seq = seq[0]
 	return msg, true, nil
+}
+
+// openFor is the condition on the conversation for a message from sender:
+// a customer writes while it is open, an agent only in their own chat in
+// progress.
+func openFor(convID, sender, senderID string) (string, []any) {
+	if sender == SenderAgent {
+		return "id = ? AND status = ? AND agent_id = ?", []any{convID, ConvActive, senderID}
+	}
+	return "id = ? AND status IN ?", []any{convID, []string{ConvQueued, ConvOffered, ConvActive}}
+}
+
+// notOpenFor explains why openFor matched nothing: no such conversation
+// (or, for an agent, not theirs) is ErrNotFound; an agent's chat no longer
+// in progress is invalid; a closed one for the customer is ErrConflict.
+func notOpenFor(db *gorm.DB, convID, sender, senderID string) error {
+	var c Conversation
+	if err := db.Select("status, agent_id").Where("id = ?", convID).Take(&c).Error; err != nil {
+		return notFound(err, "conversation")
+	}
+	if sender == SenderAgent {
+		if c.AgentID == nil || *c.AgentID != senderID {
+			return fmt.Errorf("conversation: %w", ErrNotFound)
+		}
+		return Invalid("conversation", "is not in progress")
+	}
+	return fmt.Errorf("conversation is closed: %w", ErrConflict)
 }
 
 func (s *Store) convStatus(tx *gorm.DB, id string) (string, error) {

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"sync"
 	"context"
 	"database/sql"
 	"errors"
@@ -42,6 +43,10 @@ type Store struct {
 	Dialect      Dialect
 	Clock        Clock
 	Log          *slog.Logger
+
+	// Brands whose money_recorded_at is known to be set (it never goes
+	// back), so resolves skip the update that would set it.
+	moneyRecorded sync.Map
 }
 
 // Options tunes Open.

@@ -37,18 +37,6 @@ func Fee(gross int64, basisPoints int) int64 {
 	return (gross*int64(basisPoints) + 5000) / 10000
 }
 
-// feeInForce returns the platform fee in basis points at now.
-func feeInForce(tx *gorm.DB, now time.Time) (int, error) {
-	var bps []int
-	if err := tx.Raw("SELECT basis_points FROM platform_fees WHERE effective_at <= ? ORDER BY effective_at DESC LIMIT 1", now).Scan(&bps).Error; err != nil {
-		return 0, err
-	}
-	if len(bps) == 0 {
-		return 0, fmt.Errorf("no platform fee in force at %s", now)
-	}
-	return bps[0], nil
-}
-
 // ResolveConversation ends the agent's active conversation with a note and
 // records the agent's earning in the same transaction: the pay fixed on the
 // accepted offer (base + surge) and the platform fee in force now. It also
@@ -62,8 +50,8 @@ func (s *Store) ResolveConversation(ctx context.Context, agentID, convID, note s
 	var e *Earning
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		now := s.Now()
-		res := tx.Model(&Conversation{}).Where("id = ? AND agent_id = ? AND status = ?", convID, agentID, ConvActive).
-			Updates(map[string]any{"status": ConvResolved, "resolved_at": now, "resolution_note": note, "updated_at": now})
+		res := tx.Raw("UPDATE conversations SET status = ?, resolved_at = ?, resolution_note = ?, updated_at = ? WHERE id = ? AND agent_id = ? AND status = ? RETURNING *",
+			ConvResolved, now, note, now, convID, agentID, ConvActive).Scan(&c)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -73,18 +61,27 @@ func (s *Store) ResolveConversation(ctx context.Context, agentID, convID, note s
 			}
 			return fmt.Errorf("conversation is %s: %w", c.Status, ErrConflict)
 		}
-		if err := tx.Where("id = ?", convID).Take(&c).Error; err != nil {
-			return err
+		// The pay fixed on the accepted offer and the fee in force, in
+		// one read.
+		var pay []struct {
+			PayMinor, SurgeMinor int64
+			Currency             string
+			Bps                  *int
 		}
-		var o Offer
-		if err := tx.Where("conversation_id = ? AND agent_id = ? AND status = ?", convID, agentID, OfferAccepted).
-			Order("answered_at DESC").Take(&o).Error; err != nil {
-			return notFound(err, "accepted offer")
-		}
-		bps, err := feeInForce(tx, now)
+		err := tx.Raw(`SELECT pay_minor, surge_minor, currency,
+			(SELECT basis_points FROM platform_fees WHERE effective_at <= ? ORDER BY effective_at DESC LIMIT 1) AS bps
+			FROM offers WHERE conversation_id = ? AND agent_id = ? AND status = ? ORDER BY answered_at DESC LIMIT 1`,
+			now, convID, agentID, OfferAccepted).Scan(&pay).Error
 		if err != nil {
 			return err
 		}
+		if len(pay) == 0 {
+			return fmt.Errorf("accepted offer: %w", ErrNotFound)
+		}
+		if pay[0].Bps == nil {
+			return fmt.Errorf("no platform fee in force at %s", now)
+		}
+		o, bps := pay[0], *pay[0].Bps
 		gross := o.PayMinor + o.SurgeMinor
 		fee := Fee(gross, bps)
 		e = &Earning{ID: NewID(), ConversationID: convID, AgentID: agentID, BrandID: c.BrandID, BaseMinor: o.PayMinor,
@@ -97,11 +94,15 @@ func (s *Store) ResolveConversation(ctx context.Context, agentID, convID, note s
 			"free_since": now, "resolved_count": gorm.Expr("resolved_count + 1")}).Error; err != nil {
 			return err
 		}
+		if _, known := s.moneyRecorded.Load(c.BrandID); known {
+			return nil
+		}
 		return tx.Model(&Brand{}).Where("id = ? AND money_recorded_at IS NULL", c.BrandID).Update("money_recorded_at", now).Error
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	s.moneyRecorded.Store(c.BrandID, struct{}{})
 	return &c, e, nil
 }
 

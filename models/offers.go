@@ -150,11 +150,20 @@ func (s *Store) AcceptOffer(ctx context.Context, agentID, offerID string) (*Offe
 	var c Conversation
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		now := s.Now()
-		if err := lockAgent(tx, agentID); err != nil {
-			return err
+		// The agent's row lock first, as every change to their seats takes
+		// it; the same statement clears their run of missed offers, which
+		// the rollback undoes if the accept fails.
+		var a Agent
+		res := tx.Raw("UPDATE agents SET missed_offers = 0, updated_at = ? WHERE id = ? RETURNING id, max_concurrent",
+			now, agentID).Scan(&a)
+		if res.Error != nil {
+			return res.Error
 		}
-		res := tx.Model(&Offer{}).Where("id = ? AND agent_id = ? AND status = ? AND expires_at > ?", offerID, agentID, OfferPending, now).
-			Updates(map[string]any{"status": OfferAccepted, "answered_at": now})
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("agent: %w", ErrNotFound)
+		}
+		res = tx.Raw("UPDATE offers SET status = ?, answered_at = ? WHERE id = ? AND agent_id = ? AND status = ? AND expires_at > ? RETURNING *",
+			OfferAccepted, now, offerID, agentID, OfferPending, now).Scan(&o)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -167,26 +176,20 @@ func (s *Store) AcceptOffer(ctx context.Context, agentID, offerID string) (*Offe
 			}
 			return fmt.Errorf("offer already %s: %w", o.Status, ErrConflict)
 		}
-		if err := tx.Where("id = ?", offerID).Take(&o).Error; err != nil {
-			return err
-		}
 		// The offer was made while the agent had a free seat; make sure
 		// they still have one (their capacity may have dropped meanwhile).
-		if err := seatFree(tx, agentID, false); err != nil {
+		if err := seatLeft(tx, &a); err != nil {
 			return err
 		}
-		res = tx.Model(&Conversation{}).Where("id = ? AND status = ?", o.ConversationID, ConvOffered).
-			Updates(map[string]any{"status": ConvActive, "agent_id": agentID, "assigned_at": now, "updated_at": now})
+		res = tx.Raw("UPDATE conversations SET status = ?, agent_id = ?, assigned_at = ?, updated_at = ? WHERE id = ? AND status = ? RETURNING *",
+			ConvActive, agentID, now, now, o.ConversationID, ConvOffered).Scan(&c)
 		if res.Error != nil {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
 			return fmt.Errorf("conversation no longer waiting: %w", ErrConflict)
 		}
-		if err := tx.Model(&Agent{}).Where("id = ?", agentID).Update("missed_offers", 0).Error; err != nil {
-			return err
-		}
-		return tx.Where("id = ?", o.ConversationID).Take(&c).Error
+		return nil
 	})
 	if err != nil {
 		return nil, nil, err
@@ -300,14 +303,6 @@ func (s *Store) PendingOffer(ctx context.Context, agentID string) (*Offer, error
 	return &o, nil
 }
 
-// lockAgent takes the agent's row lock for the rest of the transaction on
-// PostgreSQL (SQLite's IMMEDIATE transactions already serialise writers).
-func lockAgent(tx *gorm.DB, agentID string) error {
-	var a Agent
-	err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id").Where("id = ?", agentID).Take(&a).Error
-	return notFound(err, "agent")
-}
-
 // seatFree locks the agent and answers ErrConflict unless they have fewer
 // chats in progress than their capacity and, for a new offer, are still
 // approved and online (the sweep may have set them away or offline since
@@ -320,8 +315,15 @@ func seatFree(tx *gorm.DB, agentID string, forOffer bool) error {
 	if forOffer && (a.Status != AgentApproved || a.Presence != PresenceOnline) {
 		return fmt.Errorf("agent is %s and %s: %w", a.Status, a.Presence, ErrConflict)
 	}
+	return seatLeft(tx, &a)
+}
+
+// seatLeft answers ErrConflict unless the agent, whose row lock the caller
+// holds, has fewer chats in progress than their capacity. The count is its
+// own statement, after the lock, so it sees every chat committed before.
+func seatLeft(tx *gorm.DB, a *Agent) error {
 	var active int64
-	if err := tx.Model(&Conversation{}).Where("agent_id = ? AND status = ?", agentID, ConvActive).Count(&active).Error; err != nil {
+	if err := tx.Model(&Conversation{}).Where("agent_id = ? AND status = ?", a.ID, ConvActive).Count(&active).Error; err != nil {
 		return err
 	}
 	if active >= int64(a.MaxConcurrent) {
