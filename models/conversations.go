@@ -327,7 +327,7 @@ func (s *Store) AddMessage(ctx context.Context, convID, sender, senderID, client
 		return nil, false, err
 	}
 	if s.Dialect == Postgres {
-		return s.addMessageOneStatement(ctx, convID, sender, senderID, clientID, body)
+		return s.addMessageBatched(ctx, convID, sender, senderID, clientID, body)
 	}
 	var msg *Message
 	created := false
@@ -372,14 +372,14 @@ func (s *Store) AddMessage(ctx context.Context, convID, sender, senderID, client
 	return msg, created, nil
 }
 
-// addMessageOneStatement is AddMessage on PostgreSQL: one statement takes
-// the next sequence number and inserts, so a message costs one round trip
-// and one commit. A resend loses on the unique (conversation, sender,
-// client id) index; the whole statement, sequence number included, is
-// then undone and the stored message returned.
-func (s *Store) addMessageOneStatement(ctx context.Context, convID, sender, senderID, clientID, body string) (*Message, bool, error) {
+// addMessageOneStatement stores one message on PostgreSQL, for a batch
+// that could not store it (see storeMessages): one statement takes the next
+// sequence number and inserts. A resend loses on the unique (conversation,
+// sender, client id) index; the whole statement, sequence number included,
+// is then undone and the stored message returned.
+func (s *Store) addMessageOneStatement(ctx context.Context, convID, sender, senderID, clientID, body string, at time.Time) (*Message, bool, error) {
 	db := s.DB.WithContext(ctx)
-	msg := &Message{ID: NewID(), ConversationID: convID, Sender: sender, SenderID: senderID, Body: body, CreatedAt: s.Now()}
+	msg := &Message{ID: NewID(), ConversationID: convID, Sender: sender, SenderID: senderID, Body: body, CreatedAt: at}
 	if clientID != "" {
 		msg.ClientID = &clientID
 	}

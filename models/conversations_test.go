@@ -582,3 +582,98 @@ func TestAddMessageConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// Messages that arrive together are stored together on PostgreSQL (one
+// statement per batch). Whatever the batches, every message gets the
+// answer it would get alone: customers and the agent in their chat are
+// stored with gapless numbers per conversation; another agent's message
+// and one to a chat not in progress are refused; a resend answers the
+// stored message.
+func TestAddMessageMixedBatches(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		st := db.Store
+		active := f.escalate(t, "chat-active")
+		o := f.offer(t, active)
+		if _, _, err := st.AcceptOffer(ctx, f.agent.ID, o.ID); err != nil {
+			t.Fatal(err)
+		}
+		done := f.escalate(t, "chat-done")
+		if _, _, err := st.AcceptOffer(ctx, f.agent.ID, f.offer(t, done).ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := st.ResolveConversation(ctx, f.agent.ID, done.ID, "sorted"); err != nil {
+			t.Fatal(err)
+		}
+		waiting := f.escalate(t, "chat-waiting")
+		other := models.NewID() // another agent's id: not this chat's
+		type send struct {
+			conv, sender, senderID, clientID string
+			want                             error // nil: stored
+		}
+		var sends []send
+		for i := range 15 {
+			sends = append(sends,
+				send{active.ID, models.SenderCustomer, "", fmt.Sprintf("c%d", i), nil},
+				send{active.ID, models.SenderAgent, f.agent.ID, fmt.Sprintf("a%d", i), nil},
+				send{waiting.ID, models.SenderCustomer, "", fmt.Sprintf("w%d", i), nil})
+		}
+		sends = append(sends,
+			send{active.ID, models.SenderAgent, other, "x1", models.ErrNotFound},
+			send{done.ID, models.SenderAgent, f.agent.ID, "x2", models.ErrInvalid},
+			send{waiting.ID, models.SenderAgent, f.agent.ID, "x4", models.ErrNotFound},
+			send{models.NewID(), models.SenderCustomer, "", "x3", models.ErrNotFound})
+		for round := range 2 { // the second round resends every message
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			errs := make([]error, len(sends))
+			seqs := make([]int, len(sends))
+			created := make([]bool, len(sends))
+			for i, sd := range sends {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					m, c, err := st.AddMessage(ctx, sd.conv, sd.sender, sd.senderID, sd.clientID, "text "+sd.clientID)
+					errs[i], created[i] = err, c
+					if m != nil {
+						seqs[i] = m.Seq
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			for i, sd := range sends {
+				switch {
+				case sd.want == nil && (errs[i] != nil || created[i] != (round == 0)):
+					t.Fatalf("round %d: %s's message %s = created %v, %v; want stored (created %v)", round, sd.sender, sd.clientID, created[i], errs[i], round == 0)
+				case sd.want != nil && !errors.Is(errs[i], sd.want):
+					t.Fatalf("round %d: message %s = %v; want %v", round, sd.clientID, errs[i], sd.want)
+				}
+			}
+		}
+		for _, c := range []*models.Conversation{active, waiting} {
+			msgs, err := st.Messages(ctx, c.ID, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 2 + 15
+			if c == active {
+				want = 2 + 30
+			}
+			if len(msgs) != want {
+				t.Fatalf("%s holds %d messages; want %d", c.ExternalID, len(msgs), want)
+			}
+			for i, m := range msgs {
+				if m.Seq != i+1 {
+					t.Fatalf("%s: message %d has seq %d; want gapless 1..%d", c.ExternalID, i, m.Seq, want)
+				}
+			}
+			got, err := st.ConversationByID(ctx, c.ID)
+			if err != nil || got.LastSeq != want {
+				t.Fatalf("%s last_seq = %d, %v; want %d", c.ExternalID, got.LastSeq, err, want)
+			}
+		}
+	})
+}

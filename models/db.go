@@ -47,6 +47,8 @@ type Store struct {
 	// Brands whose money_recorded_at is known to be set (it never goes
 	// back), so resolves skip the update that would set it.
 	moneyRecorded sync.Map
+
+	messages messageWriter // PostgreSQL's message batches
 }
 
 // Options tunes Open.
