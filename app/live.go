@@ -28,6 +28,12 @@ func messageFrameOf(m *models.Message) messageFrame {
 	return messageFrame{ConversationID: m.ConversationID, Seq: m.Seq, Sender: m.Sender, Text: m.Body, ClientID: m.ClientID, CreatedAt: m.CreatedAt}
 }
 
+// messageAck answers the socket a message came from: its sequence number
+// and the message as stored (that socket gets no "message" frame for it).
+func messageAck(m *models.Message, clientID string) map[string]any {
+	return map[string]any{"conversation_id": m.ConversationID, "client_id": clientID, "seq": m.Seq, "message": messageFrameOf(m)}
+}
+
 // conversationFrame tells both sides and the brand that a conversation
 // changed state. It never carries the customer's email.
 type conversationFrame struct {
@@ -67,8 +73,18 @@ func (s *Server) emitFrame(topic, typ string, data any) {
 }
 
 // publishMessage delivers a stored message to the conversation's sockets.
-func (s *Server) publishMessage(m *models.Message) {
-	s.publish(convTopic(m.ConversationID), "message", messageFrameOf(m))
+func (s *Server) publishMessage(m *models.Message) { s.publishMessageFrom(m, nil) }
+
+// publishMessageFrom publishes a message to every socket of its
+// conversation but from, the socket that sent it: its ack carries the
+// message.
+func (s *Server) publishMessageFrom(m *models.Message, from *realtime.Sub) {
+	frame, err := realtime.Encode("message", messageFrameOf(m))
+	if err != nil {
+		s.log.Error("encode frame", "type", "message", "err", err)
+		return
+	}
+	s.hub.PublishExcept(convTopic(m.ConversationID), frame, from)
 	s.peers.notify(peerEvent{K: "m", C: m.ConversationID, S: m.Seq})
 }
 

@@ -77,7 +77,15 @@ func (w *liveWS) send(typ string, data any) {
 // not a timed assertion). It returns the frame's data.
 func (w *liveWS) next(typ string) json.RawMessage {
 	w.t.Helper()
+	data, _ := w.until(typ)
+	return data
+}
+
+// until is next that also returns the frames it passed over.
+func (w *liveWS) until(typ string) (json.RawMessage, []realtime.Envelope) {
+	w.t.Helper()
 	deadline := time.After(15 * time.Second)
+	var skipped []realtime.Envelope
 	for {
 		select {
 		case env, ok := <-w.frames:
@@ -89,8 +97,9 @@ func (w *liveWS) next(typ string) json.RawMessage {
 				w.t.Fatalf("waiting for %q got error %s", typ, env.Data)
 			}
 			if env.Type == typ {
-				return env.Data
+				return env.Data, skipped
 			}
+			skipped = append(skipped, env)
 		case <-deadline:
 			w.t.Fatalf("no %q frame", typ)
 		}
@@ -337,8 +346,15 @@ func TestLiveHandoffEndToEnd(t *testing.T) {
 
 		// Messages both ways; a resent client id is stored once.
 		maya.send("message.send", map[string]string{"conversation_id": esc.ID, "text": "Hello Ada, I am on it", "client_id": "a-1"})
-		if ack := decodeInto[struct{ Seq int }](t, maya.next("message.ack")); ack.Seq != 3 {
-			t.Fatalf("agent ack seq %d; want 3", ack.Seq)
+		ackData, before := maya.until("message.ack")
+		if hasType(before, "message") {
+			t.Fatalf("agent received its own message back before the ack: %v", before)
+		}
+		if ack := decodeInto[struct {
+			Seq     int
+			Message messageFrame
+		}](t, ackData); ack.Seq != 3 || ack.Message.Seq != 3 || ack.Message.Text != "Hello Ada, I am on it" || ack.Message.CreatedAt.IsZero() {
+			t.Fatalf("agent ack %+v; want seq 3 carrying the stored message", ack)
 		}
 		if m := decodeInto[messageFrame](t, customer.next("message")); m.Text != "Hello Ada, I am on it" || m.Sender != "agent" {
 			t.Fatalf("customer got %+v", m)
@@ -350,12 +366,18 @@ func TestLiveHandoffEndToEnd(t *testing.T) {
 		customer.send("typing", map[string]string{})
 		maya.next("typing")
 		customer.send("message.send", map[string]string{"text": "Thanks, secret-body-text", "client_id": "c-1"})
-		customer.next("message.ack")
+		ackData, before = customer.until("message.ack")
+		if hasType(before, "message") {
+			t.Fatalf("customer received its own message back before the ack: %v", before)
+		}
+		if ack := decodeInto[struct{ Message messageFrame }](t, ackData); ack.Message.Seq != 4 || ack.Message.Sender != "customer" {
+			t.Fatalf("customer ack %+v; want it to carry seq 4", ack)
+		}
 		if m := decodeInto[messageFrame](t, maya.next("message")); m.Seq != 4 || m.Sender != "customer" {
 			t.Fatalf("agent got %+v; want the customer's seq 4", m)
 		}
-		if dup := customer.sync(); hasType(dup, "message") && countSeq(t, dup, 3) > 0 {
-			t.Fatalf("customer received the resent message again: %v", dup)
+		if dup := customer.sync(); countSeq(t, dup, 3) > 0 || countSeq(t, dup, 4) > 0 {
+			t.Fatalf("customer received the resent message again, or its own back (its ack carries it): %v", dup)
 		}
 
 		// The customer drops; messages sent meanwhile arrive on reconnect, once.

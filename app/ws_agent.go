@@ -291,9 +291,9 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 			return err
 		}
 		if created {
-			s.publishMessage(m)
+			s.publishMessageFrom(m, a.sub)
 		}
-		return a.send(ctx, "message.ack", map[string]any{"conversation_id": m.ConversationID, "client_id": d.ClientID, "seq": m.Seq})
+		return a.send(ctx, "message.ack", messageAck(m, d.ClientID))
 	case "typing":
 		var d struct {
 			ConversationID string `json:"conversation_id"`

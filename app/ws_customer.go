@@ -135,9 +135,9 @@ func (s *Server) customerCommand(ctx context.Context, ws *wsConn, convID string,
 			return err
 		}
 		if created {
-			s.publishMessage(m)
+			s.publishMessageFrom(m, ws.sub)
 		}
-		return ws.send(ctx, "message.ack", map[string]any{"conversation_id": convID, "client_id": d.ClientID, "seq": m.Seq})
+		return ws.send(ctx, "message.ack", messageAck(m, d.ClientID))
 	case "typing":
 		s.emitFrame(convTopic(convID), "typing", map[string]string{"conversation_id": convID, "sender": models.SenderCustomer})
 		return nil

@@ -358,6 +358,14 @@
     if (!chat) return;
     var p = chat.pending.get(d.client_id);
     if (!p) return;
+    if (d.message && d.message.seq === d.seq) {
+      // The ack carries the message as stored: show it in place of the
+      // pending bubble (this socket gets no "message" frame for it).
+      chat.pending.delete(d.client_id);
+      p.li.remove();
+      renderMessage(chat, d.message);
+      return;
+    }
     chat.pending.delete(d.client_id);
     if (chat.messages.has(d.seq)) {
       p.li.remove();

@@ -335,7 +335,7 @@
         renderMessage(d);
         break;
       case "message.ack":
-        ack(d.client_id, d.seq);
+        ack(d.client_id, d.seq, d.message);
         break;
       case "typing":
         if (d.sender === "agent") showTyping();
@@ -350,11 +350,20 @@
     }
   }
 
-  function ack(id, seq) {
+  function ack(id, seq, m) {
     var i = state.inFlight.indexOf(id);
     if (i >= 0) state.inFlight.splice(i, 1);
     var p = state.pending.get(id);
     if (!p) return;
+    if (m && m.seq === seq) {
+      // The ack carries the message as stored: show it in place of the
+      // pending bubble (this socket gets no "message" frame for it).
+      state.pending.delete(id);
+      if (p.li.parentNode) p.li.parentNode.removeChild(p.li);
+      renderMessage(m);
+      save();
+      return;
+    }
     state.pending.delete(id);
     if (state.messages.has(seq)) {
       if (p.li.parentNode) p.li.parentNode.removeChild(p.li);

@@ -104,11 +104,18 @@ func (h *Hub) removeLocked(s *Sub) {
 
 // Publish sends a frame to every subscriber of topic and returns how many
 // received it. Slow subscribers are dropped.
-func (h *Hub) Publish(topic string, frame []byte) int {
+func (h *Hub) Publish(topic string, frame []byte) int { return h.PublishExcept(topic, frame, nil) }
+
+// PublishExcept is Publish to every subscriber but one (the socket a
+// message came from, which has its own answer).
+func (h *Hub) PublishExcept(topic string, frame []byte, except *Sub) int {
 	h.mu.RLock()
 	var slow []*Sub
 	n := 0
 	for s := range h.subs[topic] {
+		if s == except {
+			continue
+		}
 		select {
 		case s.C <- frame:
 			n++
