@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,9 @@ func (u *urlList) Set(s string) error {
 	return nil
 }
 
+// simGCPercent is the simulator's GOGC unless the environment sets one.
+const simGCPercent = 400
+
 // cmdSimulate drives running servers the way real users do: simulated
 // agents sign in (applying and being approved through the operator's pages
 // if they do not exist yet), go online over websockets, accept offers, chat
@@ -75,6 +79,13 @@ func cmdSimulate(ctx context.Context, args []string, getenv func(string) string,
 	}
 	if cfg.idle > 0 {
 		return runIdle(ctx, cfg, stdout, stderr)
+	}
+	if getenv("GOGC") == "" {
+		// The simulator times what it receives: its own collector's
+		// pauses would count as the server's latency. It holds little
+		// memory, so it collects less often.
+		debug.SetGCPercent(simGCPercent)
+		defer debug.SetGCPercent(100)
 	}
 	s := newSim(cfg, stderr)
 	defer s.client.CloseIdleConnections()
