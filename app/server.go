@@ -51,6 +51,7 @@ type Server struct {
 	// shutdown, since http.Server.Shutdown does not wait for them.
 	sockets     context.Context
 	stopSockets context.CancelFunc
+	socketsOpen sync.WaitGroup // socket handlers still running, waited for at shutdown
 }
 
 // New builds a server over a migrated store.
@@ -160,6 +161,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	// Shutdown does not wait for hijacked connections: wait for the socket
+	// handlers (their context is cancelled) so none is still using the
+	// database when the caller closes it.
+	closed := make(chan struct{})
+	go func() { s.socketsOpen.Wait(); close(closed) }()
+	select {
+	case <-closed:
+	case <-shutdownCtx.Done():
+		s.log.Warn("shutdown: websocket handlers still running")
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

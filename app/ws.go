@@ -31,6 +31,14 @@ type wsConn struct {
 
 // accept upgrades the request; the Origin must be this site (coder/websocket
 // checks it against the Host unless told otherwise).
+// socketHandler counts a socket handler as running until the returned
+// func is called. Handlers call it first, before the upgrade, while
+// http.Server.Shutdown still waits for the request.
+func (s *Server) socketHandler() (done func()) {
+	s.socketsOpen.Add(1)
+	return s.socketsOpen.Done
+}
+
 func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{})
 	if err != nil {
@@ -137,6 +145,9 @@ func (c *wsConn) readLoop(ctx context.Context, handle func(ctx context.Context, 
 			continue
 		}
 		if err := handle(ctx, env); err != nil {
+			if ctx.Err() != nil {
+				return // the socket is closing (client gone, server stopping): nobody to answer
+			}
 			if c.sendError(ctx, env.Type, err) != nil {
 				return
 			}

@@ -107,6 +107,7 @@ type agentSocket struct {
 // handleAgentSocket is the agent console's websocket: offers, presence and
 // chats. Only an approved agent may connect.
 func (s *Server) handleAgentSocket(c echo.Context) error {
+	defer s.socketHandler()()
 	a := currentAgent(c)
 	if a.Status != models.AgentApproved {
 		return echo.NewHTTPError(http.StatusForbidden, "Your application is not approved.")

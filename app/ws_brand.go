@@ -11,6 +11,7 @@ import (
 // handleBrandSocket streams the brand's conversation changes to its live
 // queue page. It only listens: a frame from the client gets an error.
 func (s *Server) handleBrandSocket(c echo.Context) error {
+	defer s.socketHandler()()
 	b := member(c).Brand
 	conn, err := s.accept(c.Response(), c.Request())
 	if err != nil {

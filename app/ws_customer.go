@@ -56,6 +56,7 @@ func (s *Server) customerStateOf(ctx context.Context, conv *models.Conversation,
 // handleCustomerSocket is the customer's websocket: queue updates, the chat,
 // typing and the rating. ?after=N resumes after sequence N.
 func (s *Server) handleCustomerSocket(c echo.Context) error {
+	defer s.socketHandler()()
 	id, err := s.keys.VerifyCustomer(c.Param("token"), s.store.Now())
 	if err != nil {
 		return err
