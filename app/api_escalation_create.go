@@ -43,7 +43,11 @@ func (s *Server) handleAPIEscalationCreate(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	b := apiBrand(c)
-	conv, created, err := s.store.Escalate(ctx, b.ID, models.Escalation{
+	skills, err := s.brandSkills(ctx, b.ID)
+	if err != nil {
+		return err
+	}
+	conv, created, err := s.store.EscalateWith(ctx, b.ID, skills, models.Escalation{
 		ExternalID: req.ExternalID, CustomerName: req.Customer.Name, CustomerEmail: req.Customer.Email,
 		Language: req.Language, Skills: req.Skills, Priority: req.Priority, Reason: req.Reason,
 		Summary: req.Summary, Transcript: req.Transcript, Metadata: req.Metadata,

@@ -26,6 +26,7 @@ func (s *Server) handleBrandSkillAdd(c echo.Context) error {
 	b := member(c).Brand
 	v := s.newView(c, "Skills · "+b.Name)
 	v.Form["skill"] = c.FormValue("skill")
+	defer s.skills.forget(b.ID)
 	if _, err := s.store.AddSkill(c.Request().Context(), currentUser(c).ID, b.ID, v.Form["skill"]); err != nil {
 		var ve *models.ValidationError
 		if !asValidation(err, &ve) {
@@ -44,6 +45,7 @@ func (s *Server) handleBrandSkillRemove(c echo.Context) error {
 	if !models.ValidID(c.Param("skill")) {
 		return echo.ErrNotFound
 	}
+	defer s.skills.forget(b.ID)
 	if err := s.store.RemoveSkill(c.Request().Context(), currentUser(c).ID, b.ID, c.Param("skill")); err != nil {
 		return err
 	}

@@ -54,6 +54,20 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Con
 	return v, nil
 }
 
+// forget drops a key, after a change made here, so this instance reads it
+// afresh at once (others within the TTL).
+func (c *ttlCache[V]) forget(key string) {
+	c.mu.Lock()
+	delete(c.m, key)
+	c.mu.Unlock()
+}
+
+// brandSkills returns the brand's skill catalogue, at most cfg.SnapshotTTL
+// old; a change made on this instance shows at once. Shared: do not modify.
+func (s *Server) brandSkills(ctx context.Context, brandID string) ([]models.BrandSkill, error) {
+	return s.skills.get(ctx, brandID, s.store.Skills)
+}
+
 // brand returns a brand for display and estimates, at most cfg.SnapshotTTL
 // old. The copy is the caller's.
 func (s *Server) brand(ctx context.Context, id string) (*models.Brand, error) {

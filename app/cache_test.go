@@ -3,8 +3,13 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/handoffhq/handoff/models/modeltest"
 )
 
 func TestTTLCache(t *testing.T) {
@@ -40,6 +45,9 @@ func TestTTLCache(t *testing.T) {
 	if _, err := c.get(ctx, "bad", load); err == nil || loads != 5 {
 		t.Fatalf("a failed load was cached (loads %d)", loads)
 	}
+	c.forget("a") // a change made here: read again at once
+	get("a", "a!", 6)
+	get("a", "a!", 6)
 
 	off := &ttlCache[string]{}
 	loads = 0
@@ -64,4 +72,35 @@ func TestTTLCacheIsBounded(t *testing.T) {
 	if n := len(c.m); n > cacheMaxEntries {
 		t.Fatalf("cache holds %d entries; want at most %d", n, cacheMaxEntries)
 	}
+}
+
+// A skill the brand adds is accepted on escalations at once by the
+// instance that added it, though the catalogue is cached.
+func TestSkillCatalogueFollowsChanges(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w := newLiveWorld(t, db, func(c *Config) { c.SnapshotTTL = time.Hour })
+		esc := func(id string, skill string) int {
+			t.Helper()
+			body := fmt.Sprintf(`{"external_id": %q, "customer": {"name": "Ada"}, "language": "en", "skills": [%q]}`, id, skill)
+			req, _ := http.NewRequest(http.MethodPost, w.ts.ts.URL+"/api/v1/escalations", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+w.key)
+			req.Header.Set("Content-Type", "application/json")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			return res.StatusCode
+		}
+		if code := esc("chat-1", "refunds"); code != http.StatusUnprocessableEntity {
+			t.Fatalf("escalation needing an unknown skill = %d; want 422", code)
+		}
+		if _, err := w.ts.srv.store.AddSkill(context.Background(), "", w.brand.ID, "refunds"); err != nil {
+			t.Fatal(err)
+		}
+		w.ts.srv.skills.forget(w.brand.ID) // what the skills page does after its change
+		if code := esc("chat-2", "refunds"); code != http.StatusCreated {
+			t.Fatalf("escalation needing the skill just added = %d; want 201", code)
+		}
+	})
 }

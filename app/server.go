@@ -44,6 +44,7 @@ type Server struct {
 	board      agentBoard
 	brands     ttlCache[models.Brand]
 	agentNames ttlCache[string]
+	skills     ttlCache[[]models.BrandSkill] // per brand, to check escalations' skills
 	queueMu    sync.Mutex
 	lastQueue  map[string]string // conversation → last queue frame sent
 
@@ -81,7 +82,7 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	if s.mailer, err = newMailer(cfg.SMTPURL); err != nil {
 		return nil, err
 	}
-	s.brands.ttl, s.times.ttl = cfg.SnapshotTTL, cfg.SnapshotTTL
+	s.brands.ttl, s.times.ttl, s.skills.ttl = cfg.SnapshotTTL, cfg.SnapshotTTL, cfg.SnapshotTTL
 	if cfg.SnapshotTTL > 0 {
 		s.agentNames.ttl = profileTTL
 	}

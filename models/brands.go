@@ -377,14 +377,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, actorID, brandID, keyID string
 
 // BrandByAPIKey returns the brand a live key belongs to, or ErrUnauthorized.
 func (s *Store) BrandByAPIKey(ctx context.Context, key string) (*Brand, *APIKey, error) {
-	if !strings.HasPrefix(key, APIKeyPrefix) || len(key) > 100 {
-		return nil, nil, fmt.Errorf("api key: %w", ErrUnauthorized)
-	}
-	var k APIKey
-	err := s.DB.WithContext(ctx).Where("digest = ? AND revoked_at IS NULL", digestKey(key)).Take(&k).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, nil, fmt.Errorf("api key: %w", ErrUnauthorized)
-	}
+	k, err := s.APIKeyOf(ctx, key)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -392,7 +385,24 @@ func (s *Store) BrandByAPIKey(ctx context.Context, key string) (*Brand, *APIKey,
 	if err != nil {
 		return nil, nil, err
 	}
-	return b, &k, nil
+	return b, k, nil
+}
+
+// APIKeyOf returns the live (not revoked) key a bot presented; an unknown
+// or revoked one is ErrUnauthorized.
+func (s *Store) APIKeyOf(ctx context.Context, key string) (*APIKey, error) {
+	if !strings.HasPrefix(key, APIKeyPrefix) || len(key) > 100 {
+		return nil, fmt.Errorf("api key: %w", ErrUnauthorized)
+	}
+	var k APIKey
+	err := s.DB.WithContext(ctx).Where("digest = ? AND revoked_at IS NULL", digestKey(key)).Take(&k).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, fmt.Errorf("api key: %w", ErrUnauthorized)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &k, nil
 }
 
 // InvitationTTL is how long an invitation link stays valid.

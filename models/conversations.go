@@ -199,6 +199,13 @@ func (s *Store) Escalate(ctx context.Context, brandID string, in Escalation) (*C
 	if err != nil {
 		return nil, false, err
 	}
+	return s.EscalateWith(ctx, brandID, skills, in)
+}
+
+// EscalateWith is Escalate with the brand's skill catalogue already read
+// (a caller that caches it saves a read per escalation).
+func (s *Store) EscalateWith(ctx context.Context, brandID string, skills []BrandSkill, in Escalation) (*Conversation, bool, error) {
+	var err error
 	catalogue := map[string]bool{}
 	for _, sk := range skills {
 		catalogue[sk.Slug] = true
@@ -245,9 +252,12 @@ func (s *Store) Escalate(ctx context.Context, brandID string, in Escalation) (*C
 	for range 3 {
 		var created bool
 		var err error
-		if len(msgs) == 0 {
+		switch {
+		case s.Dialect == Postgres:
+			created, err = s.insertEscalation(ctx, conv, msgs)
+		case len(msgs) == 0:
 			created, err = insert(s.DB.WithContext(ctx))
-		} else {
+		default:
 			err = s.tx(ctx, func(tx *gorm.DB) error {
 				created, err = insert(tx)
 				return err
@@ -266,6 +276,42 @@ func (s *Store) Escalate(ctx context.Context, brandID string, in Escalation) (*C
 		// It ended between the insert and the read: try again.
 	}
 	return nil, false, fmt.Errorf("escalation %q keeps colliding with conversations that end: %w", in.ExternalID, ErrConflict)
+}
+
+// insertEscalation stores a new conversation and its transcript in one
+// statement on PostgreSQL; false when an open conversation with its
+// external id exists (the insert did nothing).
+func (s *Store) insertEscalation(ctx context.Context, c *Conversation, msgs []Message) (bool, error) {
+	n := len(msgs)
+	ids, senders, bodies := make([]string, n), make([]string, n), make([]string, n)
+	seqs := make([]int32, n)
+	sent := make([]*time.Time, n)
+	for i, m := range msgs {
+		ids[i], senders[i], bodies[i], seqs[i], sent[i] = m.ID, m.Sender, m.Body, int32(m.Seq), m.SentAt
+	}
+	sqlDB, err := s.DB.DB()
+	if err != nil {
+		return false, err
+	}
+	var created int
+	err = sqlDB.QueryRowContext(ctx, `
+WITH c AS (
+    INSERT INTO conversations (id, brand_id, external_id, status, customer_name, customer_email, language, skills,
+        priority, reason, summary, metadata, queued_at, created_at, updated_at, last_seq)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $14)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), t AS (
+    INSERT INTO messages (id, conversation_id, seq, sender, body, sent_at, created_at)
+    SELECT m.id, c.id, m.seq, m.sender, m.body, m.sent_at, $13
+    FROM c CROSS JOIN unnest($15::text[], $16::int[], $17::text[], $18::text[], $19::timestamptz[]) AS m(id, seq, sender, body, sent_at)
+    RETURNING 1
+)
+SELECT count(*) FROM c`,
+		c.ID, c.BrandID, c.ExternalID, c.Status, c.CustomerName, c.CustomerEmail, c.Language, c.Skills,
+		c.Priority, c.Reason, c.Summary, c.Metadata, c.CreatedAt, c.LastSeq,
+		ids, seqs, senders, bodies, sent).Scan(&created)
+	return created == 1, err
 }
 
 func (s *Store) openByExternalID(db *gorm.DB, brandID, externalID string) (*Conversation, error) {

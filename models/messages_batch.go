@@ -83,6 +83,11 @@ func (s *Store) storeMessages(ctx context.Context, batch []*messageReq) {
 			close(r.done)
 		}
 	}()
+	if len(batch) == 1 { // the plain statement is cheaper for one
+		r := batch[0]
+		r.msg, r.created, r.err = s.addMessageOneStatement(ctx, r.convID, r.sender, r.senderID, r.clientID, r.body, r.at)
+		return
+	}
 	n := len(batch)
 	ids, convs, senders, senderIDs, clientIDs, bodies := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n)
