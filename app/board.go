@@ -31,26 +31,29 @@ type agentBoard struct {
 	stale  map[string]struct{} // agents to re-read before the next pass
 
 	// What passes and estimates use: the agents within their lease in id
-	// order, as matching candidates. It is shared read-only, so a change
-	// makes a new slice: patched in place of a copy for the agents in
-	// patch, rebuilt (filtered and sorted) after a full read, when an agent
-	// comes or goes, or when the oldest heartbeat in it falls out of the
-	// lease.
+	// order, as matching candidates. Readers hold use (read) while they
+	// look at it; the agents in patch are patched in place under use
+	// (write). It is replaced by a new slice, filtered and sorted, after a
+	// full read, when an agent comes or goes, or when the oldest heartbeat
+	// in it falls out of the lease.
+	use     sync.RWMutex
 	cands   []matching.Candidate
 	oldest  time.Time           // earliest LastSeenAt in cands
 	rebuild bool                // cands must be built afresh from agents
 	patch   map[string]struct{} // agents whose entry changed since cands was built
 }
 
-// views returns the board's candidates, bringing them up to date with
-// agents first. The caller holds b.mu and must not modify them.
-func (b *agentBoard) views(now time.Time) []matching.Candidate {
+// views brings the board's candidates up to date with agents and returns
+// them read-locked: the caller holds b.mu, must not modify them and calls
+// release when done with them (without taking b.mu before).
+func (b *agentBoard) views(now time.Time) (cands []matching.Candidate, release func()) {
 	since := now.Add(-presenceLease)
 	if !b.rebuild && b.cands != nil && !b.oldest.After(since) {
 		b.rebuild = true // someone's lease ran out
 	}
 	if !b.rebuild && len(b.patch) > 0 {
-		next := slices.Clone(b.cands)
+		b.use.Lock()
+		next := b.cands
 		for id := range b.patch {
 			i, found := slices.BinarySearchFunc(next, id, func(c matching.Candidate, id string) int { return strings.Compare(c.ID, id) })
 			a, ok := b.agents[id]
@@ -65,9 +68,7 @@ func (b *agentBoard) views(now time.Time) []matching.Candidate {
 				next[i] = matchCandidate(&a)
 			}
 		}
-		if !b.rebuild {
-			b.cands = next
-		}
+		b.use.Unlock()
 	}
 	if b.rebuild || b.cands == nil {
 		list := make([]models.AgentState, 0, len(b.agents))
@@ -81,11 +82,12 @@ func (b *agentBoard) views(now time.Time) []matching.Candidate {
 			}
 		}
 		slices.SortFunc(list, func(x, y models.AgentState) int { return strings.Compare(x.ID, y.ID) })
-		b.cands = matchCandidates(list)
+		b.cands = matchCandidates(list) // a new slice: readers of the old one are not disturbed
 		b.rebuild = false
 	}
 	clear(b.patch)
-	return b.cands
+	b.use.RLock()
+	return b.cands, b.use.RUnlock
 }
 
 // changed notes that the agent's entry in agents changed. The caller
@@ -111,12 +113,13 @@ func (s *Server) touchAgent(ids ...string) {
 }
 
 // boardAgents returns the agents online for an offer pass as matching
-// candidates in id order; they are shared and read-only. With caching off
-// (tests) every call reads the database.
-func (s *Server) boardAgents(ctx context.Context) ([]matching.Candidate, error) {
+// candidates in id order, shared and read-only until the caller calls
+// release (soon: the next pass waits for it). With caching off (tests)
+// every call reads the database.
+func (s *Server) boardAgents(ctx context.Context) (cands []matching.Candidate, release func(), err error) {
 	if s.cfg.SnapshotTTL <= 0 {
 		agents, err := s.ds.OnlineAgents(ctx, presenceLease)
-		return matchCandidates(agents), err
+		return matchCandidates(agents), func() {}, err
 	}
 	b := &s.board
 	b.read.Lock()
@@ -133,7 +136,6 @@ func (s *Server) boardAgents(ctx context.Context) ([]matching.Candidate, error) 
 	b.mu.Unlock()
 
 	var fresh []models.AgentState
-	var err error
 	if full {
 		fresh, err = s.liveAgents(ctx)
 	} else if len(ids) > 0 {
@@ -143,7 +145,7 @@ func (s *Server) boardAgents(ctx context.Context) ([]matching.Candidate, error) 
 	}
 	if err != nil {
 		s.touchAgent(ids...)
-		return nil, err
+		return nil, nil, err
 	}
 
 	b.mu.Lock()
@@ -161,7 +163,8 @@ func (s *Server) boardAgents(ctx context.Context) ([]matching.Candidate, error) 
 	for _, a := range fresh {
 		b.agents[a.ID] = a
 	}
-	return b.views(s.ds.Now()), nil
+	cands, release = b.views(s.ds.Now())
+	return cands, release, nil
 }
 
 // refreshBoard keeps the board fresh (and its profiles read) on every
@@ -171,20 +174,25 @@ func (s *Server) refreshBoard(ctx context.Context) error {
 	if s.cfg.SnapshotTTL <= 0 {
 		return nil
 	}
-	_, err := s.boardAgents(ctx)
+	_, release, err := s.boardAgents(ctx)
+	if err == nil {
+		release()
+	}
 	return err
 }
 
 // boardSnapshot returns the board's candidates as they stand, without
 // reading anything; false when it has not been read yet or lags (the sweep
-// refreshes it every boardFullEvery). They are shared and read-only.
-func (s *Server) boardSnapshot() ([]matching.Candidate, bool) {
+// refreshes it every boardFullEvery). They are shared and read-only until
+// release.
+func (s *Server) boardSnapshot() (cands []matching.Candidate, release func(), ok bool) {
 	s.board.mu.Lock()
 	defer s.board.mu.Unlock()
 	if s.board.agents == nil || time.Since(s.board.at) > 3*boardFullEvery {
-		return nil, false
+		return nil, nil, false
 	}
-	return s.board.views(s.ds.Now()), true
+	cands, release = s.board.views(s.ds.Now())
+	return cands, release, true
 }
 
 // boardOffered records offers this pass made: those agents now have an

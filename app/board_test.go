@@ -27,10 +27,11 @@ func TestBoardFollowsEvents(t *testing.T) {
 		tom.next("presence")
 		board := func() map[string]matching.Candidate {
 			t.Helper()
-			agents, err := w.ts.srv.boardAgents(ctx)
+			agents, release, err := w.ts.srv.boardAgents(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer release()
 			out := map[string]matching.Candidate{}
 			for _, a := range agents {
 				out[a.ID] = a

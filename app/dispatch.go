@@ -71,14 +71,15 @@ func (s *Server) queueInfo(ctx context.Context, b *models.Brand, conv *models.Co
 	if err != nil || pos == 0 {
 		return q, err
 	}
-	cands, err := s.onlineCandidates(ctx)
-	if err != nil {
-		return q, err
-	}
 	handle, accept, err := s.recentTimes(ctx, b.ID)
 	if err != nil {
 		return q, err
 	}
+	cands, release, err := s.onlineCandidates(ctx)
+	if err != nil {
+		return q, err
+	}
+	defer release()
 	return estimate(s.store.Now(), b, matchConv(conv), pos, cands, handle, accept), nil
 }
 
@@ -109,10 +110,13 @@ func (s *Server) publishQueues(ctx context.Context) error {
 	}
 	seen := map[string]bool{}
 	if len(waiting) > 0 {
-		cands, err := s.onlineCandidates(ctx)
+		shared, release, err := s.onlineCandidates(ctx)
 		if err != nil {
 			return err
 		}
+		// A copy: the loop below reads the database between estimates.
+		cands := slices.Clone(shared)
+		release()
 		byBrand := map[string][]matching.Conversation{}
 		for i := range waiting {
 			byBrand[waiting[i].BrandID] = append(byBrand[waiting[i].BrandID], matchConv(&waiting[i]))
@@ -245,10 +249,6 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	if err != nil || len(queued) == 0 {
 		return err
 	}
-	cands, err := s.boardAgents(ctx)
-	if err != nil || len(cands) == 0 {
-		return err
-	}
 	queue := make([]matching.Conversation, len(queued))
 	byID := map[string]*models.Conversation{}
 	brandIDs := map[string]bool{}
@@ -281,8 +281,16 @@ func (s *Server) offerQueued(ctx context.Context) error {
 			rel.AddOffer(convID, agentID, at)
 		}
 	}
+	// The board last, and released right after Assign: readers hold it
+	// only for pure computation, never across a read or the board's lock.
+	cands, release, err := s.boardAgents(ctx)
+	if err != nil {
+		return err
+	}
+	assigned := matching.Assign(s.ds.Now(), queue, rules, cands, rel)
+	release()
 	var batch []models.NewOffer
-	for _, a := range matching.Assign(s.ds.Now(), queue, rules, cands, rel) {
+	for _, a := range assigned {
 		conv, b := byID[a.ConversationID], brands[byID[a.ConversationID].BrandID]
 		why, err := json.Marshal(a.Explanation)
 		if err != nil {

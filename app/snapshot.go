@@ -20,10 +20,11 @@ type recentTimes struct {
 // it stands (at most boardFullEvery old, kept fresh by the sweep), so an
 // escalation never reads 1,000 agents or waits for someone who does. Only
 // a cold board is read here. With caching off (tests) it reads the
-// database. The result is shared and read-only.
-func (s *Server) onlineCandidates(ctx context.Context) ([]matching.Candidate, error) {
-	if cands, ok := s.boardSnapshot(); ok {
-		return cands, nil
+// database. The result is shared and read-only until the caller calls
+// release, which it does before anything slow.
+func (s *Server) onlineCandidates(ctx context.Context) (cands []matching.Candidate, release func(), err error) {
+	if cands, release, ok := s.boardSnapshot(); ok {
+		return cands, release, nil
 	}
 	return s.boardAgents(ctx)
 }
