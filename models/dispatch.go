@@ -178,7 +178,9 @@ func (s *Store) QueuedConversations(ctx context.Context, limit int) ([]Conversat
 		limit = 1000
 	}
 	var out []Conversation
-	return out, s.DB.WithContext(ctx).Where("status = ?", ConvQueued).Order("priority DESC, queued_at, id").Limit(limit).Find(&out).Error
+	// The status is a literal, so a prepared plan can use the partial
+	// index on queued conversations (migration 0004).
+	return out, s.DB.WithContext(ctx).Where("status = '" + ConvQueued + "'").Order("priority DESC, queued_at, id").Limit(limit).Find(&out).Error
 }
 
 // QueuePosition is the conversation's place among its brand's waiting
@@ -190,7 +192,9 @@ func (s *Store) QueuePosition(ctx context.Context, c *Conversation) (int, error)
 	}
 	var n int64
 	err := s.DB.WithContext(ctx).Model(&Conversation{}).
-		Where("brand_id = ? AND status IN ?", c.BrandID, []string{ConvQueued, ConvOffered}).
+		// Literal statuses: a prepared plan can then use the partial index
+		// on waiting conversations (migration 0004).
+		Where("brand_id = ? AND status IN ('"+ConvQueued+"', '"+ConvOffered+"')", c.BrandID).
 		Where("priority > ? OR (priority = ? AND (queued_at < ? OR (queued_at = ? AND id < ?)))", c.Priority, c.Priority, c.QueuedAt, c.QueuedAt, c.ID).
 		Count(&n).Error
 	return int(n) + 1, err
