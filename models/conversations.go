@@ -372,42 +372,53 @@ func (s *Store) AddMessage(ctx context.Context, convID, sender, senderID, client
 	if err := v.Err(); err != nil {
 		return nil, false, err
 	}
-	if s.Dialect == Postgres {
-		return s.addMessageBatched(ctx, convID, sender, senderID, clientID, body)
-	}
-	var msg *Message
-	created := false
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if clientID != "" {
-			var m Message
-			err := tx.Where("conversation_id = ? AND sender = ? AND client_id = ?", convID, sender, clientID).Take(&m).Error
-			if err == nil {
-				msg = &m
-				return nil
-			}
-			if !errors.Is(err, gorm.ErrRecordNotFound) {
-				return err
-			}
-		}
-		var seq []int
-		where, args := openFor(convID, sender, senderID)
-		err := tx.Raw("UPDATE conversations SET last_seq = last_seq + 1 WHERE "+where+" RETURNING last_seq", args...).Scan(&seq).Error
-		if err != nil {
-			return err
-		}
-		if len(seq) != 1 {
-			return notOpenFor(tx, convID, sender, senderID)
-		}
-		msg = &Message{ID: NewID(), ConversationID: convID, Seq: seq[0], Sender: sender, SenderID: senderID, Body: body, CreatedAt: s.Now()}
-		if clientID != "" {
-			msg.ClientID = &clientID
-		}
-		created = true
-		return tx.Create(msg).Error
-	})
-	if isUniqueViolation(err) && clientID != "" {
+	return s.addMessageBatched(ctx, convID, sender, senderID, clientID, body)
+}
+
+// addMessageInTx stores one message inside tx, the SQLite way: the resend
+// check, the conversation's next sequence number (under the condition of
+// openFor), the insert. An error that is the message's answer (not found,
+// not open, invalid) changed nothing.
+func (s *Store) addMessageInTx(tx *gorm.DB, r *messageReq) (*Message, bool, error) {
+	if r.clientID != "" {
 		var m Message
-		if err := s.DB.WithContext(ctx).Where("conversation_id = ? AND sender = ? AND client_id = ?", convID, sender, clientID).Take(&m).Error; err != nil {
+		err := tx.Where("conversation_id = ? AND sender = ? AND client_id = ?", r.convID, r.sender, r.clientID).Take(&m).Error
+		if err == nil {
+			return &m, false, nil
+		}
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, false, err
+		}
+	}
+	var seq []int
+	where, args := openFor(r.convID, r.sender, r.senderID)
+	err := tx.Raw("UPDATE conversations SET last_seq = last_seq + 1 WHERE "+where+" RETURNING last_seq", args...).Scan(&seq).Error
+	if err != nil {
+		return nil, false, err
+	}
+	if len(seq) != 1 {
+		return nil, false, notOpenFor(tx, r.convID, r.sender, r.senderID)
+	}
+	msg := &Message{ID: NewID(), ConversationID: r.convID, Seq: seq[0], Sender: r.sender, SenderID: r.senderID, Body: r.body, CreatedAt: r.at}
+	if r.clientID != "" {
+		msg.ClientID = &r.clientID
+	}
+	return msg, true, tx.Create(msg).Error
+}
+
+// addMessageAlone stores one message in its own transaction (SQLite); a
+// resend that raced its original answers the stored message.
+func (s *Store) addMessageAlone(ctx context.Context, r *messageReq) (*Message, bool, error) {
+	var msg *Message
+	var created bool
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var err error
+		msg, created, err = s.addMessageInTx(tx, r)
+		return err
+	})
+	if isUniqueViolation(err) && r.clientID != "" {
+		var m Message
+		if err := s.DB.WithContext(ctx).Where("conversation_id = ? AND sender = ? AND client_id = ?", r.convID, r.sender, r.clientID).Take(&m).Error; err != nil {
 			return nil, false, err
 		}
 		return &m, false, nil

@@ -48,7 +48,7 @@ type Store struct {
 	// back), so resolves skip the update that would set it.
 	moneyRecorded sync.Map
 
-	messages messageWriter // PostgreSQL's message batches
+	messages messageWriter // message batches
 }
 
 // Options tunes Open.

@@ -2,17 +2,20 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // maxMessageBatch caps how many messages one statement stores.
 const maxMessageBatch = 256
 
 // messageWriter groups the messages that arrive while a batch is being
-// stored into the next batch: one statement and one commit for all of
-// them, so a busy chat costs a commit per round trip rather than per
+// stored into the next batch: one commit for all of them (one statement on
+// PostgreSQL, one transaction on SQLite), so a busy chat costs a commit per round trip rather than per
 // message, and a quiet one waits for nothing. The goroutine that finds no
 // batch in flight stores batches until none is left; the others wait for
 // their answer. Nothing runs in the background.
@@ -31,7 +34,7 @@ type messageReq struct {
 	err                                      error
 }
 
-// addMessageBatched is AddMessage on PostgreSQL.
+// addMessageBatched stores a message with the batch in flight or the next.
 func (s *Store) addMessageBatched(ctx context.Context, convID, sender, senderID, clientID, body string) (*Message, bool, error) {
 	r := &messageReq{convID: convID, sender: sender, senderID: senderID, clientID: clientID, body: body,
 		at: s.Now(), done: make(chan struct{})}
@@ -70,7 +73,7 @@ func (s *Store) addMessageBatched(ctx context.Context, convID, sender, senderID,
 	}
 }
 
-// storeMessages stores a batch in one statement: each conversation's
+// storeMessages stores a batch. On PostgreSQL it is one statement: each conversation's
 // last_seq moves past its messages in the batch and the messages take the
 // numbers in between, in arrival order. A conversation that is not open
 // for all its senders in the batch (closed, another agent's) stores none
@@ -83,6 +86,10 @@ func (s *Store) storeMessages(ctx context.Context, batch []*messageReq) {
 			close(r.done)
 		}
 	}()
+	if s.Dialect != Postgres {
+		s.storeMessagesTx(ctx, batch)
+		return
+	}
 	if len(batch) == 1 { // the plain statement is cheaper for one
 		r := batch[0]
 		r.msg, r.created, r.err = s.addMessageOneStatement(ctx, r.convID, r.sender, r.senderID, r.clientID, r.body, r.at)
@@ -157,5 +164,36 @@ RETURNING id, seq`, ids, convs, senders, senderIDs, clientIDs, bodies, ats)
 			continue
 		}
 		r.msg, r.created, r.err = s.addMessageOneStatement(ctx, r.convID, r.sender, r.senderID, r.clientID, r.body, r.at)
+	}
+}
+
+// storeMessagesTx stores a batch on SQLite: the messages one after another
+// in one transaction, so the batch costs one commit. A message whose answer
+// is an error (not open, not found) changed nothing and the others go on;
+// any other failure undoes the batch, and each message is then stored in
+// its own transaction.
+func (s *Store) storeMessagesTx(ctx context.Context, batch []*messageReq) {
+	type result struct {
+		msg     *Message
+		created bool
+		err     error
+	}
+	results := make([]result, len(batch))
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		for i, r := range batch {
+			m, created, err := s.addMessageInTx(tx, r)
+			if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) && !errors.Is(err, ErrInvalid) {
+				return err
+			}
+			results[i] = result{m, created, err}
+		}
+		return nil
+	})
+	for i, r := range batch {
+		if err != nil {
+			r.msg, r.created, r.err = s.addMessageAlone(ctx, r)
+			continue
+		}
+		r.msg, r.created, r.err = results[i].msg, results[i].created, results[i].err
 	}
 }
