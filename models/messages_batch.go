@@ -15,10 +15,10 @@ const maxMessageBatch = 256
 
 // messageWriter groups the messages that arrive while a batch is being
 // stored into the next batch: one commit for all of them (one statement on
-// PostgreSQL, one transaction on SQLite), so a busy chat costs a commit per round trip rather than per
-// message, and a quiet one waits for nothing. The goroutine that finds no
-// batch in flight stores batches until none is left; the others wait for
-// their answer. Nothing runs in the background.
+// PostgreSQL, one transaction on SQLite), so a busy chat costs a commit per
+// round trip rather than per message, and a quiet one waits for nothing. A
+// message that finds no batch in flight starts a goroutine that stores
+// batches until none is left; every request waits for its own answer only.
 type messageWriter struct {
 	mu       sync.Mutex
 	pending  []*messageReq
@@ -41,27 +41,15 @@ func (s *Store) addMessageBatched(ctx context.Context, convID, sender, senderID,
 	w := &s.messages
 	w.mu.Lock()
 	w.pending = append(w.pending, r)
-	lead := !w.flushing
+	start := !w.flushing
 	w.flushing = true
 	w.mu.Unlock()
-	if lead {
-		// The batch holds other requests' messages: it is stored even if
-		// this request goes away meanwhile.
-		bctx := context.WithoutCancel(ctx)
-		for {
-			w.mu.Lock()
-			n := min(len(w.pending), maxMessageBatch)
-			batch := w.pending[:n:n]
-			w.pending = w.pending[n:]
-			if n == 0 {
-				w.pending = nil
-				w.flushing = false
-				w.mu.Unlock()
-				break
-			}
-			w.mu.Unlock()
-			s.storeMessages(bctx, batch)
-		}
+	if start {
+		// The batches hold other requests' messages: they are stored even
+		// if this request goes away meanwhile, and by a goroutine of their
+		// own, so this request answers as soon as its message is stored
+		// rather than after every batch that follows.
+		go s.flushMessages(context.WithoutCancel(ctx))
 	}
 	select {
 	case <-r.done:
@@ -70,6 +58,25 @@ func (s *Store) addMessageBatched(ctx context.Context, convID, sender, senderID,
 		// It may still be stored; a resend with the same client id
 		// finds it.
 		return nil, false, ctx.Err()
+	}
+}
+
+// flushMessages stores batches until none is pending.
+func (s *Store) flushMessages(ctx context.Context) {
+	w := &s.messages
+	for {
+		w.mu.Lock()
+		n := min(len(w.pending), maxMessageBatch)
+		if n == 0 {
+			w.pending = nil
+			w.flushing = false
+			w.mu.Unlock()
+			return
+		}
+		batch := w.pending[:n:n]
+		w.pending = w.pending[n:]
+		w.mu.Unlock()
+		s.storeMessages(ctx, batch)
 	}
 }
 
