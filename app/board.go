@@ -53,9 +53,8 @@ func (b *agentBoard) views(now time.Time) (cands []matching.Candidate, release f
 	}
 	if !b.rebuild && len(b.patch) > 0 {
 		b.use.Lock()
-		next := b.cands
 		for id := range b.patch {
-			i, found := slices.BinarySearchFunc(next, id, func(c matching.Candidate, id string) int { return strings.Compare(c.ID, id) })
+			i, found := slices.BinarySearchFunc(b.cands, id, func(c matching.Candidate, id string) int { return strings.Compare(c.ID, id) })
 			a, ok := b.agents[id]
 			if ok && (a.LastSeenAt == nil || !a.LastSeenAt.After(since)) {
 				ok = false
@@ -65,7 +64,7 @@ func (b *agentBoard) views(now time.Time) (cands []matching.Candidate, release f
 				break
 			}
 			if ok {
-				next[i] = matchCandidate(&a)
+				b.cands[i] = matchCandidate(&a)
 			}
 		}
 		b.use.Unlock()

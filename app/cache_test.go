@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -74,31 +73,24 @@ func TestTTLCacheIsBounded(t *testing.T) {
 	}
 }
 
-// A skill the brand adds is accepted on escalations at once by the
-// instance that added it, though the catalogue is cached.
+// A skill the brand adds on its skills page is accepted on escalations at
+// once by the instance that added it, though the catalogue is cached.
 func TestSkillCatalogueFollowsChanges(t *testing.T) {
 	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
 		w := newLiveWorld(t, db, func(c *Config) { c.SnapshotTTL = time.Hour })
 		esc := func(id string, skill string) int {
 			t.Helper()
-			body := fmt.Sprintf(`{"external_id": %q, "customer": {"name": "Ada"}, "language": "en", "skills": [%q]}`, id, skill)
-			req, _ := http.NewRequest(http.MethodPost, w.ts.ts.URL+"/api/v1/escalations", strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+w.key)
-			req.Header.Set("Content-Type", "application/json")
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := w.postEscalation(t, fmt.Sprintf(`{"external_id": %q, "customer": {"name": "Ada"}, "language": "en", "skills": [%q]}`, id, skill))
 			res.Body.Close()
 			return res.StatusCode
 		}
 		if code := esc("chat-1", "refunds"); code != http.StatusUnprocessableEntity {
 			t.Fatalf("escalation needing an unknown skill = %d; want 422", code)
 		}
-		if _, err := w.ts.srv.store.AddSkill(context.Background(), "", w.brand.ID, "refunds"); err != nil {
-			t.Fatal(err)
-		}
-		w.ts.srv.skills.forget(w.brand.ID) // what the skills page does after its change
+		owner := w.ts.client()
+		owner.login("owner@acme.test", testPassword)
+		res, body := owner.post("/brand/"+w.brand.ID+"/skills", formValues("skill", "Refunds"))
+		formRedirect(t, "POST skills", res, body)
 		if code := esc("chat-2", "refunds"); code != http.StatusCreated {
 			t.Fatalf("escalation needing the skill just added = %d; want 201", code)
 		}

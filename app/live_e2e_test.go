@@ -215,6 +215,18 @@ func (w *liveWorld) escalate(t *testing.T, externalID string) escalationResponse
 	body := fmt.Sprintf(`{"external_id": %q, "customer": {"name": "Ada", "email": "ada@example.com"}, "language": "en",
 		"skills": ["billing"], "summary": "Charged twice for order 1142", "reason": "asked for a human",
 		"transcript": [{"role": "customer", "text": "I was charged twice"}, {"role": "bot", "text": "I cannot refund that."}]}`, externalID)
+	res := w.postEscalation(t, body)
+	defer res.Body.Close()
+	var out escalationResponse
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusCreated {
+		t.Fatalf("escalate = %d, %v; want 201", res.StatusCode, err)
+	}
+	return out
+}
+
+// postEscalation posts a JSON escalation body with the brand's key.
+func (w *liveWorld) postEscalation(t *testing.T, body string) *http.Response {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, w.ts.ts.URL+"/api/v1/escalations", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+w.key)
 	req.Header.Set("Content-Type", "application/json")
@@ -222,12 +234,7 @@ func (w *liveWorld) escalate(t *testing.T, externalID string) escalationResponse
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
-	var out escalationResponse
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusCreated {
-		t.Fatalf("escalate = %d, %v; want 201", res.StatusCode, err)
-	}
-	return out
+	return res
 }
 
 func (w *liveWorld) pass(t *testing.T) {

@@ -381,10 +381,9 @@ func (s *Store) AddMessage(ctx context.Context, convID, sender, senderID, client
 // not open, invalid) changed nothing.
 func (s *Store) addMessageInTx(tx *gorm.DB, r *messageReq) (*Message, bool, error) {
 	if r.clientID != "" {
-		var m Message
-		err := tx.Where("conversation_id = ? AND sender = ? AND client_id = ?", r.convID, r.sender, r.clientID).Take(&m).Error
+		m, err := storedMessage(tx, r.convID, r.sender, r.clientID)
 		if err == nil {
-			return &m, false, nil
+			return m, false, nil
 		}
 		if !errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, false, err
@@ -417,11 +416,8 @@ func (s *Store) addMessageAlone(ctx context.Context, r *messageReq) (*Message, b
 		return err
 	})
 	if isUniqueViolation(err) && r.clientID != "" {
-		var m Message
-		if err := s.DB.WithContext(ctx).Where("conversation_id = ? AND sender = ? AND client_id = ?", r.convID, r.sender, r.clientID).Take(&m).Error; err != nil {
-			return nil, false, err
-		}
-		return &m, false, nil
+		m, err := storedMessage(s.DB.WithContext(ctx), r.convID, r.sender, r.clientID)
+		return m, false, err
 	}
 	if err != nil {
 		return nil, false, err
@@ -447,11 +443,8 @@ func (s *Store) addMessageOneStatement(ctx context.Context, convID, sender, send
 		SELECT ?, ?, c.last_seq, ?, ?, ?, ?, ? FROM c RETURNING seq`,
 		append(args, msg.ID, convID, sender, senderID, msg.ClientID, body, msg.CreatedAt)...).Scan(&seq).Error
 	if isUniqueViolation(err) && clientID != "" {
-		var m Message
-		if err := db.Where("conversation_id = ? AND sender = ? AND client_id = ?", convID, sender, clientID).Take(&m).Error; err != nil {
-			return nil, false, err
-		}
-		return &m, false, nil
+		m, err := storedMessage(db, convID, sender, clientID)
+		return m, false, err
 	}
 	if err != nil {
 		return nil, false, err
@@ -461,6 +454,16 @@ func (s *Store) addMessageOneStatement(ctx context.Context, convID, sender, send
 	}
 	msg.Seq = seq[0]
 	return msg, true, nil
+}
+
+// storedMessage is the message a sender already stored under clientID
+// (gorm.ErrRecordNotFound when none).
+func storedMessage(db *gorm.DB, convID, sender, clientID string) (*Message, error) {
+	var m Message
+	if err := db.Where("conversation_id = ? AND sender = ? AND client_id = ?", convID, sender, clientID).Take(&m).Error; err != nil {
+		return nil, err
+	}
+	return &m, nil
 }
 
 // openFor is the condition on the conversation for a message from sender:
