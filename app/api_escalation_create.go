@@ -47,7 +47,7 @@ func (s *Server) handleAPIEscalationCreate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	conv, created, err := s.store.EscalateWith(ctx, b.ID, skills, models.Escalation{
+	esc, err := s.store.EscalatePlaced(ctx, b.ID, skills, models.Escalation{
 		ExternalID: req.ExternalID, CustomerName: req.Customer.Name, CustomerEmail: req.Customer.Email,
 		Language: req.Language, Skills: req.Skills, Priority: req.Priority, Reason: req.Reason,
 		Summary: req.Summary, Transcript: req.Transcript, Metadata: req.Metadata,
@@ -55,13 +55,14 @@ func (s *Server) handleAPIEscalationCreate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	conv, created := esc.Conversation, esc.Created
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 		s.publishConversation(conv)
 		s.wake()
 	}
-	info, err := s.queueInfo(ctx, b, conv)
+	info, err := s.queueInfo(ctx, b, conv, esc.Place)
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,14 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/handoffhq/handoff/models"
 	"github.com/handoffhq/handoff/models/modeltest"
 )
 
@@ -93,6 +95,47 @@ func TestSkillCatalogueFollowsChanges(t *testing.T) {
 		formRedirect(t, "POST skills", res, body)
 		if code := esc("chat-2", "refunds"); code != http.StatusCreated {
 			t.Fatalf("escalation needing the skill just added = %d; want 201", code)
+		}
+	})
+}
+
+// The head count behind wait estimates is cached per kind of
+// conversation: another language or another skill is counted afresh, not
+// answered from the cache.
+func TestHeadcountsPerKindOfConversation(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w := newLiveWorld(t, db, func(c *Config) { c.SnapshotTTL = time.Hour })
+		ctx := context.Background()
+		owner := w.ts.client()
+		owner.login("owner@acme.test", testPassword)
+		res, body := owner.post("/brand/"+w.brand.ID+"/skills", formValues("skill", "Refunds"))
+		formRedirect(t, "POST skills", res, body)
+		for _, a := range []*models.Agent{w.maya, w.tom} {
+			if err := db.Store.SetPresence(ctx, a.ID, models.PresenceOnline); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eligible := func(id, lang, skill string) int {
+			t.Helper()
+			res := w.postEscalation(t, fmt.Sprintf(`{"external_id": %q, "customer": {"name": "Ada"}, "language": %q, "skills": [%q]}`, id, lang, skill))
+			defer res.Body.Close()
+			var out escalationResponse
+			if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusCreated {
+				t.Fatalf("escalate %s = %d, %v", id, res.StatusCode, err)
+			}
+			return out.EligibleAgentsOnline
+		}
+		if n := eligible("chat-1", "en", "billing"); n != 2 {
+			t.Fatalf("English billing: %d eligible; want 2", n)
+		}
+		if n := eligible("chat-2", "de", "billing"); n != 0 {
+			t.Fatalf("German billing: %d eligible; want 0 (nobody speaks German)", n)
+		}
+		if n := eligible("chat-3", "en", "refunds"); n != 0 {
+			t.Fatalf("English refunds: %d eligible; want 0 (nobody has the skill)", n)
+		}
+		if n := eligible("chat-4", "en", "billing"); n != 2 {
+			t.Fatalf("English billing again: %d eligible; want 2", n)
 		}
 	})
 }

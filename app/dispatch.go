@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/handoffhq/handoff/app/realtime"
@@ -61,26 +63,50 @@ func (q queueInfo) frame() map[string]any {
 	return f
 }
 
-// queueInfo computes the position, eligible agents online and the
-// estimated wait of a waiting conversation, for the escalation's answer and
-// the customer's first frame. A conversation no longer waiting has
-// position 0.
-func (s *Server) queueInfo(ctx context.Context, b *models.Brand, conv *models.Conversation) (queueInfo, error) {
-	var q queueInfo
-	pos, err := s.store.QueuePosition(ctx, conv)
-	if err != nil || pos == 0 {
-		return q, err
+// queueInfo computes the eligible agents online and the estimated wait of
+// a conversation at place in its brand's queue, for the escalation's answer
+// and the customer's first frame. Place 0 (no longer waiting) gives the
+// zero queueInfo.
+func (s *Server) queueInfo(ctx context.Context, b *models.Brand, conv *models.Conversation, place int) (queueInfo, error) {
+	if place == 0 {
+		return queueInfo{}, nil
 	}
 	handle, accept, err := s.recentTimes(ctx, b.ID)
 	if err != nil {
-		return q, err
+		return queueInfo{}, err
 	}
-	cands, release, err := s.onlineCandidates(ctx)
+	now := s.store.Now()
+	mc := matchConv(conv)
+	hc, err := s.headcount(ctx, now, b, mc)
 	if err != nil {
-		return q, err
+		return queueInfo{}, err
 	}
-	defer release()
-	return estimate(s.store.Now(), b, matchConv(conv), pos, cands, handle, accept), nil
+	q := queueInfo{Position: place, EligibleOnline: hc.eligible}
+	q.Wait, q.Known = matching.EstimateWait(place, hc.eligible, hc.free, handle, accept)
+	return q, nil
+}
+
+// headcount is a matching.Census: the agents online who pass a
+// conversation's gates and bars, and their free seats.
+type headcount struct{ eligible, free int }
+
+// headcount counts the agents for conversations like conv (its brand,
+// language, skills and ladder step) at most cfg.SnapshotTTL ago: every
+// escalation and every customer's hello asks, and the census walks every
+// agent online.
+func (s *Server) headcount(ctx context.Context, now time.Time, b *models.Brand, conv matching.Conversation) (headcount, error) {
+	rules := matchRules(b)
+	_, step := rules.BarsAt(conv.Waited(now))
+	key := b.ID + "\x00" + conv.Language + "\x00" + strings.Join(conv.Skills, ",") + "\x00" + strconv.Itoa(step)
+	return s.headcounts.get(ctx, key, func(ctx context.Context, _ string) (headcount, error) {
+		cands, release, err := s.onlineCandidates(ctx)
+		if err != nil {
+			return headcount{}, err
+		}
+		defer release()
+		eligible, free := matching.Census(now, conv, rules, cands)
+		return headcount{eligible: eligible, free: free}, nil
+	})
 }
 
 // estimate places one conversation at pos: the agents online who pass its

@@ -4,24 +4,48 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"sync"
 	"time"
 
 	"github.com/handoffhq/handoff/models"
 )
 
 // PostgreSQL advisory locks that let one instance at a time run an offer
-// pass ("dispatch" in ASCII) and one at a time a sweep ("sweeping").
+// pass ("disp" in ASCII) and one at a time a sweep ("swee"). Each is taken
+// with the schema's hash as its second key, so deployments (or tests) in
+// different schemas of one database never wait for each other.
 const (
-	dispatchLockID = 0x6469737061746368
-	sweepLockID    = 0x7377656570696e67
+	dispatchLockID int32 = 0x64697370
+	sweepLockID    int32 = 0x73776565
 )
 
-// exclusivePass runs pass while holding the dispatch lock on PostgreSQL, so
-// several instances share the dispatcher's work without doing it twice.
-// When another instance holds it, this one skips and looks again shortly:
-// that instance's pass or the next one sees the same rows. On SQLite (one
-// instance) the pass just runs.
-func (s *Server) exclusivePass(ctx context.Context, lockID int64, pass func(context.Context) error) error {
+// The dispatch lock is held as a lease: the instance that takes it keeps
+// it, on a connection of its own, across offer passes, so a pass costs no
+// lock statements. The others follow: their work reaches the holder by
+// NOTIFY (every batch from another instance wakes its dispatcher), and
+// they try the lock again at most every leaseFollow, so one takes over
+// soon after the holder dies (its session ends and the lock with it).
+// The holder pings its connection at most every leaseCheck; a lost
+// connection (a PostgreSQL restart) drops the lease.
+const (
+	leaseFollow = 250 * time.Millisecond
+	leaseCheck  = time.Second
+)
+
+// lease is an advisory lock held on a connection between passes.
+type lease struct {
+	mu          sync.Mutex
+	conn        *sql.Conn
+	checked     time.Time
+	followUntil time.Time
+}
+
+// exclusivePass runs pass while holding the lock on PostgreSQL, so several
+// instances share the dispatcher's work without doing it twice. The
+// dispatch lock is a lease (above). A sweep takes its lock for the pass
+// and is skipped when another instance holds it: that instance is doing
+// it. On SQLite (one instance) the pass just runs.
+func (s *Server) exclusivePass(ctx context.Context, lockID int32, pass func(context.Context) error) error {
 	if s.ds.Dialect != models.Postgres {
 		return pass(ctx)
 	}
@@ -29,29 +53,91 @@ func (s *Server) exclusivePass(ctx context.Context, lockID int64, pass func(cont
 	if err != nil {
 		return err
 	}
-	conn, err := sqlDB.Conn(ctx)
-	if err != nil {
+	if lockID == dispatchLockID {
+		held, err := s.dispatchLease.hold(ctx, sqlDB, lockID, s.wake)
+		if err != nil || !held {
+			return err
+		}
+		return pass(ctx)
+	}
+	conn, got, err := tryLock(ctx, sqlDB, lockID)
+	if err != nil || !got {
 		return err
 	}
 	defer conn.Close()
-	var got bool
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", lockID).Scan(&got); err != nil {
-		return err
-	}
-	if !got {
-		if lockID == dispatchLockID {
-			time.AfterFunc(5*time.Millisecond, s.wake)
-		}
-		return nil // a sweep is skipped: another instance is doing it
-	}
 	defer unlock(conn, lockID)
 	return pass(ctx)
 }
 
-func unlock(conn *sql.Conn, lockID int64) {
+// hold reports whether this instance holds the lease, taking it when it
+// is free. A follower looks again only after leaseFollow, and then wakes
+// itself (retry) to do so.
+func (l *lease) hold(ctx context.Context, db *sql.DB, lockID int32, retry func()) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if l.conn != nil {
+		if now.Sub(l.checked) < leaseCheck {
+			return true, nil
+		}
+		if err := l.conn.PingContext(ctx); err == nil {
+			l.checked = now
+			return true, nil
+		}
+		l.dropLocked(lockID)
+	}
+	if now.Before(l.followUntil) {
+		return false, nil
+	}
+	conn, got, err := tryLock(ctx, db, lockID)
+	if err != nil {
+		return false, err
+	}
+	if !got {
+		l.followUntil = now.Add(leaseFollow)
+		time.AfterFunc(leaseFollow, retry)
+		return false, nil
+	}
+	l.conn, l.checked = conn, now
+	return true, nil
+}
+
+// release gives the lease up (shutdown), so another instance takes over
+// at once.
+func (l *lease) release(lockID int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropLocked(lockID)
+}
+
+func (l *lease) dropLocked(lockID int32) {
+	if l.conn == nil {
+		return
+	}
+	unlock(l.conn, lockID)
+	l.conn.Close()
+	l.conn = nil
+}
+
+// tryLock takes the advisory lock on a connection of its own; the caller
+// unlocks and closes it when got.
+func tryLock(ctx context.Context, db *sql.DB, lockID int32) (conn *sql.Conn, got bool, err error) {
+	conn, err = db.Conn(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))", lockID).Scan(&got); err != nil || !got {
+		conn.Close()
+		return nil, false, err
+	}
+	return conn, true, nil
+}
+
+// unlock releases the lock before the connection goes back to the pool.
+func unlock(conn *sql.Conn, lockID int32) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", lockID); err != nil {
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1, hashtext(current_schema()))", lockID); err != nil {
 		// The lock dies with the session: make sure this one is not reused.
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	}

@@ -148,3 +148,71 @@ func TestParallelAcceptsAcrossInstances(t *testing.T) {
 		t.Fatalf("conversation assigned %d times; want once", n)
 	}
 }
+
+// holdsLease reports whether the server holds the dispatch lease.
+func holdsLease(ts *testServer) bool {
+	ts.srv.dispatchLease.mu.Lock()
+	defer ts.srv.dispatchLease.mu.Unlock()
+	return ts.srv.dispatchLease.conn != nil
+}
+
+// TestDispatchLeaseMovesWhenHolderStops: one instance holds the dispatch
+// lease and makes the offers for escalations posted to the other; when it
+// stops, the other takes the lease and goes on offering.
+func TestDispatchLeaseMovesWhenHolderStops(t *testing.T) {
+	db := modeltest.Postgres(t)
+	w := newLiveWorld(t, db) // instance A: w.ts
+	b := secondInstance(t, db)
+	start := func(ts *testServer) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); ts.srv.RunBackground(ctx) }()
+		select {
+		case <-ts.srv.peers.ready:
+		case <-time.After(15 * time.Second):
+			t.Fatal("listener did not start")
+		}
+		var once sync.Once
+		stop = func() { once.Do(func() { cancel(); <-done }) }
+		t.Cleanup(stop)
+		return stop
+	}
+	stopA := start(w.ts)
+	for !holdsLease(w.ts) { // A's first pass takes it
+		time.Sleep(5 * time.Millisecond)
+	}
+	start(b)
+
+	maya := dialLive(t, b, w.mayaC, "/ws/agent") // Maya is connected to B
+	maya.next("hello")
+	maya.send("presence", map[string]any{"status": "online", "capacity": 2})
+	maya.next("presence")
+
+	bw := *w
+	bw.ts = b
+	first := bw.escalate(t, "lease-1") // posted to B, offered by A
+	card := decodeInto[offerCard](t, maya.next("offer"))
+	if card.ConversationID != first.ID {
+		t.Fatalf("offer for %s; want %s", card.ConversationID, first.ID)
+	}
+	if !holdsLease(w.ts) || holdsLease(b) {
+		t.Fatalf("lease held by A %v, B %v; want A only", holdsLease(w.ts), holdsLease(b))
+	}
+	var offeredBy int64
+	db.Store.DB.Table("offers").Where("conversation_id = ?", first.ID).Count(&offeredBy)
+	if offeredBy != 1 {
+		t.Fatalf("%d offers for the first escalation; want 1", offeredBy)
+	}
+	maya.send("offer.accept", map[string]string{"offer_id": card.OfferID})
+	maya.next("offer.accepted")
+
+	stopA() // A gives the lease up; B takes it at its next look
+	second := bw.escalate(t, "lease-2")
+	card = decodeInto[offerCard](t, maya.next("offer"))
+	if card.ConversationID != second.ID {
+		t.Fatalf("offer for %s; want %s", card.ConversationID, second.ID)
+	}
+	if holdsLease(w.ts) || !holdsLease(b) {
+		t.Fatalf("after A stopped, lease held by A %v, B %v; want B only", holdsLease(w.ts), holdsLease(b))
+	}
+}

@@ -21,7 +21,7 @@ import (
 // the rows and deliver the frames to their own sockets.
 const (
 	notifyChannel  = "handoff_events"
-	notifyEvery    = 2 * time.Millisecond
+	notifyEvery    = 5 * time.Millisecond
 	notifyMaxBytes = 7000 // PostgreSQL refuses payloads of 8,000 bytes
 	peerQueue      = 1 << 13
 )
@@ -171,6 +171,9 @@ func (p *peers) listen(ctx context.Context) error {
 		for _, ev := range b.Events {
 			p.deliver(ctx, ev)
 		}
+		// Whatever changed there may be dispatch work, and the dispatch
+		// lease may be held here.
+		p.s.wake()
 	}
 }
 

@@ -45,8 +45,13 @@ type Server struct {
 	brands     ttlCache[models.Brand]
 	agentNames ttlCache[string]
 	skills     ttlCache[[]models.BrandSkill] // per brand, to check escalations' skills
+	headcounts ttlCache[headcount]           // per brand, language, skills and ladder step, for wait estimates
 	queueMu    sync.Mutex
 	lastQueue  map[string]string // conversation → last queue frame sent
+
+	// dispatchLease is the dispatch lock, held across offer passes while
+	// this instance leads (PostgreSQL).
+	dispatchLease lease
 
 	// sockets is the context of every websocket; Serve cancels it at
 	// shutdown, since http.Server.Shutdown does not wait for them.
@@ -82,7 +87,7 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	if s.mailer, err = newMailer(cfg.SMTPURL); err != nil {
 		return nil, err
 	}
-	s.brands.ttl, s.times.ttl, s.skills.ttl = cfg.SnapshotTTL, cfg.SnapshotTTL, cfg.SnapshotTTL
+	s.brands.ttl, s.times.ttl, s.skills.ttl, s.headcounts.ttl = cfg.SnapshotTTL, cfg.SnapshotTTL, cfg.SnapshotTTL, cfg.SnapshotTTL
 	if cfg.SnapshotTTL > 0 {
 		s.agentNames.ttl = profileTTL
 	}
@@ -188,6 +193,7 @@ func (s *Server) RunBackground(ctx context.Context) {
 	}
 	go s.runBeats(ctx)
 	s.loop.Run(ctx)
+	s.dispatchLease.release(dispatchLockID)
 }
 
 // middleware common to every route, outermost first.

@@ -17,19 +17,21 @@ func (s *Server) customerConversation(c echo.Context) (*models.Conversation, err
 	if err != nil {
 		return nil, err
 	}
-	return s.customerOpen(c.Request().Context(), id)
+	conv, _, err := s.customerOpen(c.Request().Context(), id)
+	return conv, err
 }
 
-// customerOpen reads the customer's conversation; a closed one is 410.
-func (s *Server) customerOpen(ctx context.Context, id string) (*models.Conversation, error) {
-	conv, err := s.store.ConversationByID(ctx, id)
+// customerOpen reads the customer's conversation and its place in the
+// queue (0 when not waiting); a closed one is 410.
+func (s *Server) customerOpen(ctx context.Context, id string) (*models.Conversation, int, error) {
+	conv, place, err := s.store.ConversationPlaced(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if conv.Status == models.ConvClosed {
-		return nil, echo.NewHTTPError(http.StatusGone, "This conversation has ended. Start a new chat from the brand's website.")
+		return nil, 0, echo.NewHTTPError(http.StatusGone, "This conversation has ended. Start a new chat from the brand's website.")
 	}
-	return conv, nil
+	return conv, place, nil
 }
 
 // customerState is what the customer's page shows about their conversation.
@@ -66,7 +68,7 @@ func (s *Server) handleCustomerSocket(c echo.Context) error {
 	// read (an agent joining, a message) is in a frame after the hello.
 	sub := s.hub.Subscribe(convTopic(id))
 	defer s.hub.Unsubscribe(sub)
-	conv, err := s.customerOpen(c.Request().Context(), id)
+	conv, place, err := s.customerOpen(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
@@ -89,8 +91,8 @@ func (s *Server) handleCustomerSocket(c echo.Context) error {
 			return err
 		}
 		data := map[string]any{"conversation": st}
-		if conv.Status == models.ConvQueued || conv.Status == models.ConvOffered {
-			q, err := s.queueInfo(ctx, b, conv)
+		if place > 0 {
+			q, err := s.queueInfo(ctx, b, conv, place)
 			if err != nil {
 				return err
 			}

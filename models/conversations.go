@@ -205,6 +205,26 @@ func (s *Store) Escalate(ctx context.Context, brandID string, in Escalation) (*C
 // EscalateWith is Escalate with the brand's skill catalogue already read
 // (a caller that caches it saves a read per escalation).
 func (s *Store) EscalateWith(ctx context.Context, brandID string, skills []BrandSkill, in Escalation) (*Conversation, bool, error) {
+	e, err := s.EscalatePlaced(ctx, brandID, skills, in)
+	if err != nil {
+		return nil, false, err
+	}
+	return e.Conversation, e.Created, nil
+}
+
+// Escalated is what an escalation made: the conversation, whether it is
+// new, and its place in the brand's queue (1 is next; 0 when it is not
+// waiting) as of the escalation.
+type Escalated struct {
+	Conversation *Conversation
+	Created      bool
+	Place        int
+}
+
+// EscalatePlaced is EscalateWith that also places the conversation in its
+// brand's queue; on PostgreSQL a new conversation is stored and placed in
+// one statement.
+func (s *Store) EscalatePlaced(ctx context.Context, brandID string, skills []BrandSkill, in Escalation) (Escalated, error) {
 	var err error
 	catalogue := map[string]bool{}
 	for _, sk := range skills {
@@ -212,13 +232,13 @@ func (s *Store) EscalateWith(ctx context.Context, brandID string, skills []Brand
 	}
 	in, err = ValidateEscalation(in, catalogue)
 	if err != nil {
-		return nil, false, err
+		return Escalated{}, err
 	}
 	meta := "{}"
 	if len(in.Metadata) > 0 {
 		b, err := json.Marshal(in.Metadata)
 		if err != nil {
-			return nil, false, err
+			return Escalated{}, err
 		}
 		meta = string(b)
 	}
@@ -252,9 +272,10 @@ func (s *Store) EscalateWith(ctx context.Context, brandID string, skills []Brand
 	for range 3 {
 		var created bool
 		var err error
+		place := 0
 		switch {
 		case s.Dialect == Postgres:
-			created, err = s.insertEscalation(ctx, conv, msgs)
+			created, place, err = s.insertEscalation(ctx, conv, msgs)
 		case len(msgs) == 0:
 			created, err = insert(s.DB.WithContext(ctx))
 		default:
@@ -264,24 +285,32 @@ func (s *Store) EscalateWith(ctx context.Context, brandID string, skills []Brand
 			})
 		}
 		if err != nil {
-			return nil, false, err
+			return Escalated{}, err
 		}
 		if created {
-			return conv, true, nil
+			if place == 0 {
+				place, err = s.QueuePosition(ctx, conv)
+			}
+			return Escalated{Conversation: conv, Created: true, Place: place}, err
 		}
 		c, err := s.openByExternalID(s.DB.WithContext(ctx), brandID, in.ExternalID)
+		if err == nil {
+			place, err = s.QueuePosition(ctx, c)
+			return Escalated{Conversation: c, Place: place}, err
+		}
 		if !errors.Is(err, ErrNotFound) {
-			return c, false, err
+			return Escalated{}, err
 		}
 		// It ended between the insert and the read: try again.
 	}
-	return nil, false, fmt.Errorf("escalation %q keeps colliding with conversations that end: %w", in.ExternalID, ErrConflict)
+	return Escalated{}, fmt.Errorf("escalation %q keeps colliding with conversations that end: %w", in.ExternalID, ErrConflict)
 }
 
 // insertEscalation stores a new conversation and its transcript in one
-// statement on PostgreSQL; false when an open conversation with its
-// external id exists (the insert did nothing).
-func (s *Store) insertEscalation(ctx context.Context, c *Conversation, msgs []Message) (bool, error) {
+// statement on PostgreSQL, and places it in its brand's queue; false when
+// an open conversation with its external id exists (the insert did
+// nothing).
+func (s *Store) insertEscalation(ctx context.Context, c *Conversation, msgs []Message) (bool, int, error) {
 	n := len(msgs)
 	ids, senders, bodies := make([]string, n), make([]string, n), make([]string, n)
 	seqs := make([]int32, n)
@@ -291,9 +320,12 @@ func (s *Store) insertEscalation(ctx context.Context, c *Conversation, msgs []Me
 	}
 	sqlDB, err := s.DB.DB()
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
-	var created int
+	// The place counts the waiting conversations ahead in dispatch order
+	// (QueuePosition's rule) in the statement's snapshot, which does not
+	// hold the new row.
+	var created, ahead int
 	err = sqlDB.QueryRowContext(ctx, `
 WITH c AS (
     INSERT INTO conversations (id, brand_id, external_id, status, customer_name, customer_email, language, skills,
@@ -307,11 +339,18 @@ WITH c AS (
     FROM c CROSS JOIN unnest($15::text[], $16::int[], $17::text[], $18::text[], $19::timestamptz[]) AS m(id, seq, sender, body, sent_at)
     RETURNING 1
 )
-SELECT count(*) FROM c`,
+SELECT count(*),
+    (SELECT count(*) FROM conversations w
+     WHERE w.brand_id = $2 AND w.status IN ('`+ConvQueued+`', '`+ConvOffered+`')
+       AND (w.priority > $9 OR (w.priority = $9 AND (w.queued_at < $13 OR (w.queued_at = $13 AND w.id < $1)))))
+FROM c`,
 		c.ID, c.BrandID, c.ExternalID, c.Status, c.CustomerName, c.CustomerEmail, c.Language, c.Skills,
 		c.Priority, c.Reason, c.Summary, c.Metadata, c.CreatedAt, c.LastSeq,
-		ids, seqs, senders, bodies, sent).Scan(&created)
-	return created == 1, err
+		ids, seqs, senders, bodies, sent).Scan(&created, &ahead)
+	if err != nil || created != 1 {
+		return false, 0, err
+	}
+	return true, ahead + 1, nil
 }
 
 func (s *Store) openByExternalID(db *gorm.DB, brandID, externalID string) (*Conversation, error) {

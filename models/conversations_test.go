@@ -677,3 +677,76 @@ func TestAddMessageMixedBatches(t *testing.T) {
 		}
 	})
 }
+
+// TestQueuePlaces: an escalation's place as it is stored, and a
+// conversation's place as the customer's page reads it, follow
+// QueuePosition's rule (priority, then time queued, then id) and count
+// only waiting conversations.
+func TestQueuePlaces(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		st := db.Store
+		skills, err := st.Skills(ctx, f.brand.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		escalate := func(ext string, prio int, transcript bool) models.Escalated {
+			t.Helper()
+			in := models.Escalation{ExternalID: ext, Language: "en", Skills: []string{"billing"}, Priority: &prio}
+			if transcript {
+				in.Transcript = []models.TranscriptEntry{{Role: "customer", Text: "Hello"}}
+			}
+			e, err := st.EscalatePlaced(ctx, f.brand.ID, skills, in)
+			if err != nil {
+				t.Fatalf("EscalatePlaced(%s): %v", ext, err)
+			}
+			return e
+		}
+		placed := func(c *models.Conversation) int {
+			t.Helper()
+			got, place, err := st.ConversationPlaced(ctx, c.ID)
+			if err != nil || got.ID != c.ID {
+				t.Fatalf("ConversationPlaced(%s) = %v, %v", c.ID, got, err)
+			}
+			fresh, err := st.ConversationByID(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want, err := st.QueuePosition(ctx, fresh); err != nil || place != want {
+				t.Fatalf("ConversationPlaced(%s) place %d; QueuePosition says %d (%v)", c.ID, place, want, err)
+			}
+			if got.Status != fresh.Status || got.LastSeq != fresh.LastSeq || got.BrandID != fresh.BrandID {
+				t.Fatalf("ConversationPlaced row %+v differs from %+v", got, fresh)
+			}
+			return place
+		}
+		a := escalate("a", 0, true)
+		b := escalate("b", 5, false)
+		c := escalate("c", 0, true)
+		if a.Place != 1 || b.Place != 1 || c.Place != 3 || !a.Created || !c.Created {
+			t.Fatalf("places when escalated: a %d b %d c %d; want 1 1 3", a.Place, b.Place, c.Place)
+		}
+		if pa, pb, pc := placed(a.Conversation), placed(b.Conversation), placed(c.Conversation); pa != 2 || pb != 1 || pc != 3 {
+			t.Fatalf("places now: a %d b %d c %d; want 2 1 3", pa, pb, pc)
+		}
+		again := escalate("a", 0, false)
+		if again.Created || again.Conversation.ID != a.Conversation.ID || again.Place != 2 {
+			t.Fatalf("escalating a again = %+v; want its open conversation at place 2", again)
+		}
+		// Offered still waits; active does not.
+		o := f.offer(t, b.Conversation)
+		if placed(b.Conversation) != 1 {
+			t.Fatal("an offered conversation left its place")
+		}
+		if _, _, err := st.AcceptOffer(ctx, f.agent.ID, o.ID); err != nil {
+			t.Fatal(err)
+		}
+		if pb, pa, pc := placed(b.Conversation), placed(a.Conversation), placed(c.Conversation); pb != 0 || pa != 1 || pc != 2 {
+			t.Fatalf("after b was accepted: b %d a %d c %d; want 0 1 2", pb, pa, pc)
+		}
+		if _, _, err := st.ConversationPlaced(ctx, "nope"); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("unknown conversation: %v; want ErrNotFound", err)
+		}
+	})
+}

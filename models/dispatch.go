@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -198,6 +199,34 @@ func (s *Store) QueuePosition(ctx context.Context, c *Conversation) (int, error)
 		Where("priority > ? OR (priority = ? AND (queued_at < ? OR (queued_at = ? AND id < ?)))", c.Priority, c.Priority, c.QueuedAt, c.QueuedAt, c.ID).
 		Count(&n).Error
 	return int(n) + 1, err
+}
+
+// ConversationPlaced is ConversationByID with the conversation's
+// QueuePosition, in one read: a customer's page opening asks for both.
+func (s *Store) ConversationPlaced(ctx context.Context, id string) (*Conversation, int, error) {
+	var rows []struct {
+		Conversation `gorm:"embedded"`
+		Ahead        *int
+	}
+	err := s.DB.WithContext(ctx).Raw(`SELECT c.*,
+    CASE WHEN c.status IN ('`+ConvQueued+`', '`+ConvOffered+`') THEN
+        (SELECT count(*) FROM conversations w
+         WHERE w.brand_id = c.brand_id AND w.status IN ('`+ConvQueued+`', '`+ConvOffered+`')
+           AND (w.priority > c.priority OR (w.priority = c.priority AND (w.queued_at < c.queued_at
+                OR (w.queued_at = c.queued_at AND w.id < c.id)))))
+    END AS ahead
+FROM conversations c WHERE c.id = ?`, id).Scan(&rows).Error
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(rows) == 0 {
+		return nil, 0, fmt.Errorf("conversation: %w", ErrNotFound)
+	}
+	place := 0
+	if rows[0].Ahead != nil {
+		place = *rows[0].Ahead + 1
+	}
+	return &rows[0].Conversation, place, nil
 }
 
 // WaitingConversations returns every queued or offered conversation.
