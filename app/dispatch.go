@@ -77,45 +77,46 @@ func (s *Server) queueInfo(ctx context.Context, b *models.Brand, conv *models.Co
 	}
 	now := s.store.Now()
 	mc := matchConv(conv)
-	hc, err := s.headcount(ctx, now, b, mc)
-	if err != nil {
-		return queueInfo{}, err
-	}
-	q := queueInfo{Position: place, EligibleOnline: hc.eligible}
-	q.Wait, q.Known = matching.EstimateWait(place, hc.eligible, hc.free, handle, accept)
-	return q, nil
-}
-
-// headcount is a matching.Census: the agents online who pass a
-// conversation's gates and bars, and their free seats.
-type headcount struct{ eligible, free int }
-
-// headcount counts the agents for conversations like conv (its brand,
-// language, skills and ladder step) at most cfg.SnapshotTTL ago: every
-// escalation and every customer's hello asks, and the census walks every
-// agent online.
-func (s *Server) headcount(ctx context.Context, now time.Time, b *models.Brand, conv matching.Conversation) (headcount, error) {
 	rules := matchRules(b)
-	_, step := rules.BarsAt(conv.Waited(now))
-	key := b.ID + "\x00" + conv.Language + "\x00" + strings.Join(conv.Skills, ",") + "\x00" + strconv.Itoa(step)
-	return s.headcounts.get(ctx, key, func(ctx context.Context, _ string) (headcount, error) {
+	key := headcountKey(b.ID, mc, rules, now)
+	hc, err := s.headcounts.get(ctx, key, func(ctx context.Context, _ string) (headcount, error) {
 		cands, release, err := s.onlineCandidates(ctx)
 		if err != nil {
 			return headcount{}, err
 		}
 		defer release()
-		eligible, free := matching.Census(now, conv, rules, cands)
-		return headcount{eligible: eligible, free: free}, nil
+		return census(now, mc, rules, cands), nil
 	})
+	if err != nil {
+		return queueInfo{}, err
+	}
+	return hc.place(place, handle, accept), nil
 }
 
-// estimate places one conversation at pos: the agents online who pass its
-// gates and bars (busy or not), and the wait their free seats and the
-// brand's recent handle times suggest.
-func estimate(now time.Time, b *models.Brand, conv matching.Conversation, pos int, cands []matching.Candidate, handle, accept time.Duration) queueInfo {
-	eligible, free := matching.Census(now, conv, matchRules(b), cands)
-	q := queueInfo{Position: pos, EligibleOnline: eligible}
-	q.Wait, q.Known = matching.EstimateWait(pos, eligible, free, handle, accept)
+// headcount is a matching.Census: the agents online who pass a
+// conversation's gates and bars (busy or not), and their free seats.
+type headcount struct{ eligible, free int }
+
+func census(now time.Time, conv matching.Conversation, rules matching.Rules, cands []matching.Candidate) headcount {
+	eligible, free := matching.Census(now, conv, rules, cands)
+	return headcount{eligible: eligible, free: free}
+}
+
+// headcountKey names the conversations that share a census: the same
+// brand, language, skills and ladder step. Every escalation and every
+// customer's hello asks for one, and the census walks every agent online,
+// so it is cached (s.headcounts, for cfg.SnapshotTTL) and shared within a
+// sweep.
+func headcountKey(brandID string, conv matching.Conversation, rules matching.Rules, now time.Time) string {
+	_, step := rules.BarsAt(conv.Waited(now))
+	return brandID + "\x00" + conv.Language + "\x00" + strings.Join(conv.Skills, ",") + "\x00" + strconv.Itoa(step)
+}
+
+// place is the queue information of the conversation at place, with the
+// wait the free seats and the brand's recent handle times suggest.
+func (hc headcount) place(place int, handle, accept time.Duration) queueInfo {
+	q := queueInfo{Position: place, EligibleOnline: hc.eligible}
+	q.Wait, q.Known = matching.EstimateWait(place, hc.eligible, hc.free, handle, accept)
 	return q
 }
 
@@ -156,6 +157,7 @@ func (s *Server) publishQueues(ctx context.Context) error {
 			return err
 		}
 		now := s.ds.Now()
+		counted := map[string]headcount{} // conversations of a kind share a census
 		for brandID, queue := range byBrand {
 			matching.SortQueue(queue)
 			var handle, accept time.Duration
@@ -171,7 +173,14 @@ func (s *Server) publishQueues(ctx context.Context) error {
 					}
 					read = true
 				}
-				frame, err := realtime.Encode("queue", estimate(now, brands[brandID], c, i+1, cands, handle, accept).frame())
+				rules := matchRules(brands[brandID])
+				key := headcountKey(brandID, c, rules, now)
+				hc, ok := counted[key]
+				if !ok {
+					hc = census(now, c, rules, cands)
+					counted[key] = hc
+				}
+				frame, err := realtime.Encode("queue", hc.place(i+1, handle, accept).frame())
 				if err != nil {
 					return err
 				}
