@@ -216,3 +216,38 @@ func TestDispatchLeaseMovesWhenHolderStops(t *testing.T) {
 		t.Fatalf("after A stopped, lease held by A %v, B %v; want B only", holdsLease(w.ts), holdsLease(b))
 	}
 }
+
+// TestListenerGapClosesSockets: when the listener loses its session,
+// events from the other instances may be missed meanwhile; once it
+// listens again every socket here is closed, so its client resumes from
+// the database, and a new socket works.
+func TestListenerGapClosesSockets(t *testing.T) {
+	db := modeltest.Postgres(t)
+	w := newLiveWorld(t, db)
+	runInstances(t, w.ts)
+	maya := dialLive(t, w.ts, w.mayaC, "/ws/agent")
+	maya.next("hello")
+	pid := w.ts.srv.peers.pid.Load()
+	if pid == 0 {
+		t.Fatal("no listener session")
+	}
+	if err := db.Store.DB.Exec("SELECT pg_terminate_backend(?)", pid).Error; err != nil {
+		t.Fatal(err)
+	}
+	for closed := false; !closed; {
+		select {
+		case _, ok := <-maya.frames:
+			if ok {
+				<-maya.raw
+			}
+			closed = !ok
+		case <-time.After(15 * time.Second):
+			t.Fatal("the socket stayed open after the listener's gap")
+		}
+	}
+	if w.ts.srv.peers.pid.Load() == pid {
+		t.Fatal("the listener did not reconnect")
+	}
+	again := dialLive(t, w.ts, w.mayaC, "/ws/agent")
+	again.next("hello")
+}

@@ -54,6 +54,8 @@ type peers struct {
 	log     *slog.Logger
 	ready   chan struct{} // closed once the first LISTEN is in place
 	once    sync.Once
+	pid     atomic.Uint32 // the listening session's backend (tests end it)
+	gap     bool          // a listener was lost: events may have been missed
 }
 
 func newPeers(s *Server, url string) *peers {
@@ -158,7 +160,18 @@ func (p *peers) listen(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
 		return err
 	}
+	p.pid.Store(conn.PgConn().PID())
+	if p.gap {
+		// What the others sent while nobody here listened is lost: close
+		// every socket here, now that LISTEN is back, so each client
+		// resumes from the database (its pending offer, its chats, the
+		// messages after the last it saw).
+		p.gap = false
+		n := p.s.hub.CloseAll()
+		p.log.Warn("listener back after a gap; closed sockets so their clients resume", "sockets", n)
+	}
 	p.once.Do(func() { close(p.ready) })
+	defer func() { p.gap = true }()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

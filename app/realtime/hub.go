@@ -144,6 +144,24 @@ func (h *Hub) Close(topic string) {
 	}
 }
 
+// CloseAll drops every subscriber and returns how many there were: after
+// this process may have missed events (its listener lost its connection),
+// every client resumes from the database.
+func (h *Hub) CloseAll() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all := map[*Sub]struct{}{}
+	for _, m := range h.subs {
+		for s := range m {
+			all[s] = struct{}{}
+		}
+	}
+	for s := range all {
+		h.removeLocked(s)
+	}
+	return len(all)
+}
+
 // Count returns the number of subscribers of a topic.
 func (h *Hub) Count(topic string) int {
 	h.mu.RLock()

@@ -76,3 +76,25 @@ func TestCloseTopicAndConcurrentUse(t *testing.T) {
 		t.Fatal("Close must close the subscriber's channel")
 	}
 }
+
+func TestCloseAllDropsEverySubscriberOnce(t *testing.T) {
+	h := NewHub()
+	a := h.Subscribe("agent:1", "conv:1")
+	b := h.Subscribe("conv:1")
+	c := h.Subscribe("brand:1")
+	if n := h.CloseAll(); n != 3 {
+		t.Fatalf("CloseAll = %d; want 3 subscribers", n)
+	}
+	for i, s := range []*Sub{a, b, c} {
+		if _, ok := <-s.C; ok {
+			t.Fatalf("subscriber %d still open", i)
+		}
+	}
+	if h.Count("conv:1")+h.Count("agent:1")+h.Count("brand:1") != 0 {
+		t.Fatal("topics still have subscribers")
+	}
+	h.Unsubscribe(a) // a socket's own unsubscribe afterwards is harmless
+	if n := h.CloseAll(); n != 0 {
+		t.Fatalf("second CloseAll = %d; want 0", n)
+	}
+}
