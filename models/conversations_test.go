@@ -19,7 +19,7 @@ type liveFixture struct {
 	agent *models.Agent
 }
 
-func newLiveFixture(t *testing.T, db *modeltest.DB) *liveFixture {
+func newLiveFixture(t testing.TB, db *modeltest.DB) *liveFixture {
 	t.Helper()
 	ctx := context.Background()
 	st := db.Store
@@ -55,7 +55,7 @@ func newLiveFixture(t *testing.T, db *modeltest.DB) *liveFixture {
 	return &liveFixture{db: db, brand: b, agent: a}
 }
 
-func (f *liveFixture) escalate(t *testing.T, externalID string) *models.Conversation {
+func (f *liveFixture) escalate(t testing.TB, externalID string) *models.Conversation {
 	t.Helper()
 	c, created, err := f.db.Store.Escalate(context.Background(), f.brand.ID, models.Escalation{
 		ExternalID: externalID, CustomerName: "Ada", CustomerEmail: "ada@example.com", Language: "en",
@@ -68,7 +68,7 @@ func (f *liveFixture) escalate(t *testing.T, externalID string) *models.Conversa
 	return c
 }
 
-func (f *liveFixture) offer(t *testing.T, c *models.Conversation) *models.Offer {
+func (f *liveFixture) offer(t testing.TB, c *models.Conversation) *models.Offer {
 	t.Helper()
 	o, err := f.db.Store.CreateOffer(context.Background(), models.NewOffer{ConversationID: c.ID, AgentID: f.agent.ID,
 		PayMinor: f.brand.PayRateMinor, Currency: f.brand.Currency, Explanation: "{}", Timeout: 20 * time.Second})

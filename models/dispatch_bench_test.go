@@ -45,3 +45,55 @@ func BenchmarkOnlineAgentStates(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOfferPath is the dispatcher's batch of offers (10 agents, 10
+// conversations) and one agent's accept, on each database
+// (go test ./models -bench OfferPath -run '^$'). Resetting between rounds
+// (declines; a new offer and the resolve around each accept) is not timed.
+func BenchmarkOfferPath(b *testing.B) {
+	for _, open := range []func(testing.TB) *modeltest.DB{modeltest.SQLite, modeltest.Postgres} {
+		db := open(b)
+		ctx := context.Background()
+		f := newLiveFixture(b, db)
+		op := mustOperator(b, db)
+		const n = 10
+		batch := make([]models.NewOffer, n)
+		for i := range batch {
+			a := mustOnlineAgent(b, db, op, fmt.Sprintf("bench%d@agents.test", i), 3)
+			batch[i] = f.offerTo(f.escalate(b, fmt.Sprintf("batch-%d", i)), a)
+		}
+		b.Run(db.Name+"/CreateOffers10", func(b *testing.B) {
+			for b.Loop() {
+				made, err := db.Store.CreateOffers(ctx, batch)
+				if err != nil || len(made) != n {
+					b.Fatalf("CreateOffers = %d offers, %v; want %d", len(made), err, n)
+				}
+				b.StopTimer()
+				for _, o := range made {
+					if _, err := db.Store.DeclineOffer(ctx, o.AgentID, o.ID, "bench"); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+			}
+		})
+		b.Run(db.Name+"/AcceptOffer", func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				i++
+				c := f.escalate(b, fmt.Sprintf("accept-%d", i))
+				o := f.offer(b, c)
+				b.StartTimer()
+				if _, _, err := db.Store.AcceptOffer(ctx, f.agent.ID, o.ID); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if _, _, err := db.Store.ResolveConversation(ctx, f.agent.ID, c.ID, ""); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}

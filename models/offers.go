@@ -88,8 +88,15 @@ func (s *Store) CreateOffer(ctx context.Context, in NewOffer) (*Offer, error) {
 // offer is made only if its conversation is still queued, its agent still
 // has a free seat and neither has a pending offer (checked with
 // conditional statements that skip instead of failing, so one stale
-// decision does not undo the others). It returns the offers made.
+// decision does not undo the others). It returns the offers made. On
+// PostgreSQL the whole batch is one round trip (createOffersPostgres).
 func (s *Store) CreateOffers(ctx context.Context, in []NewOffer) ([]Offer, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	if s.Dialect == Postgres {
+		return s.createOffersPostgres(ctx, in)
+	}
 	var made []Offer
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		made = made[:0]
@@ -141,11 +148,16 @@ func (s *Store) Offer(ctx context.Context, id string) (*Offer, error) {
 }
 
 // AcceptOffer claims a pending, unexpired offer for the agent and makes the
-// conversation active with them. The claim is one conditional update, so
+// conversation active with them. Accepts take the agent's row lock in
+// turn and claim the offer only if it is still pending under it, so
 // exactly one of any number of concurrent accepts wins; the others, and any
 // accept at or after expires_at (even before the sweep has run), get
-// ErrConflict. Another agent's offer is ErrNotFound.
+// ErrConflict. Another agent's offer is ErrNotFound. On PostgreSQL it is
+// one round trip (acceptOfferPostgres).
 func (s *Store) AcceptOffer(ctx context.Context, agentID, offerID string) (*Offer, *Conversation, error) {
+	if s.Dialect == Postgres {
+		return s.acceptOfferPostgres(ctx, agentID, offerID)
+	}
 	var o Offer
 	var c Conversation
 	err := s.tx(ctx, func(tx *gorm.DB) error {
