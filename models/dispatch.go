@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
 )
 
@@ -27,10 +28,9 @@ type AgentState struct {
 
 // OnlineAgents returns approved, active agents who are online and whose
 // presence lease (last_seen_at) is younger than lease. It runs on every
-// dispatch pass, so it is a handful of lean queries: the agents, their
-// languages and skills through the same filter, their chats in progress and
-// their pending offers; resolved counts and ratings are kept on the agent
-// row as they happen.
+// dispatch pass, so it is a handful of lean queries: the agents with their
+// chats in progress and pending offers, then their languages and skills;
+// resolved counts and ratings are kept on the agent row as they happen.
 func (s *Store) OnlineAgents(ctx context.Context, lease time.Duration) ([]AgentState, error) {
 	out, err := s.OnlineAgentStates(ctx, lease)
 	if err != nil || len(out) == 0 {
@@ -100,6 +100,7 @@ func (s *Store) AgentStates(ctx context.Context, lease time.Duration, ids []stri
 		return nil, nil
 	}
 	var out []AgentState
+	// 500 at a time: SQLite takes a parameter per id.
 	for start := 0; start < len(ids); start += 500 {
 		part, err := s.agentStates(ctx, lease, ids[start:min(start+500, len(ids))])
 		if err != nil {
@@ -110,10 +111,44 @@ func (s *Store) AgentStates(ctx context.Context, lease time.Duration, ids []stri
 	return out, nil
 }
 
-// agentStates reads the online agents, all of them (ids nil) or some.
+// agentStates reads the online agents, all of them (ids nil) or some, in
+// id order, with their chats in progress and whether an offer waits for
+// them, in one statement. The statuses are literals so that a prepared plan
+// can use the partial unique index on pending offers (which also makes
+// that offer at most one per agent). On PostgreSQL the ids are one text[]
+// parameter, so every subset is the same prepared statement.
 func (s *Store) agentStates(ctx context.Context, lease time.Duration, ids []string) ([]AgentState, error) {
-	db := s.DB.WithContext(ctx)
-	since := s.Now().Add(-lease)
+	var counts string
+	if ids == nil && s.Dialect == Postgres {
+		// Every agent's: one grouped pass over the chats in progress (the
+		// index on status) costs PostgreSQL less than a lookup per agent.
+		counts = `coalesce(c.n, 0) AS active, o.agent_id IS NOT NULL AS pending_offer
+			FROM agents a
+			LEFT JOIN (SELECT agent_id, count(*) AS n FROM conversations WHERE status = '` + ConvActive + `' GROUP BY agent_id) c
+				ON c.agent_id = a.id
+			LEFT JOIN offers o ON o.agent_id = a.id AND o.status = '` + OfferPending + `'`
+	} else {
+		// A lookup per agent through the (agent_id, status) index and the
+		// pending offers' index.
+		counts = `(SELECT count(*) FROM conversations c WHERE c.agent_id = a.id AND c.status = '` + ConvActive + `') AS active,
+			EXISTS (SELECT 1 FROM offers o WHERE o.agent_id = a.id AND o.status = '` + OfferPending + `') AS pending_offer
+			FROM agents a`
+	}
+	// Suspension sets the agent's status and presence in the same
+	// transaction as the account's, so the agents row alone decides.
+	q := `SELECT a.id, a.max_concurrent, a.presence, a.last_seen_at, a.free_since, a.created_at,
+		a.resolved_count, a.rating_sum, a.rating_count, ` + counts + `
+		WHERE a.status = 'approved' AND a.presence = 'online' AND a.last_seen_at > ?`
+	args := []any{s.Now().Add(-lease)}
+	switch {
+	case ids == nil:
+	case s.Dialect == Postgres:
+		q += " AND a.id = ANY(?)"
+		args = append(args, textArray(ids))
+	default:
+		q += " AND a.id IN ?"
+		args = append(args, ids)
+	}
 	var rows []struct {
 		ID            string
 		MaxConcurrent int
@@ -124,52 +159,27 @@ func (s *Store) agentStates(ctx context.Context, lease time.Duration, ids []stri
 		ResolvedCount int
 		RatingSum     float64
 		RatingCount   int
+		Active        int
+		PendingOffer  bool
 	}
-	// Suspension sets the agent's status and presence in the same
-	// transaction as the account's, so the agents row alone decides.
-	q := db.Table("agents").Select("id, max_concurrent, presence, last_seen_at, free_since, created_at, resolved_count, rating_sum, rating_count").
-		Where("status = 'approved' AND presence = 'online' AND last_seen_at > ?", since).Order("id")
-	if ids != nil {
-		q = q.Where("id IN ?", ids)
-	}
-	if err := q.Scan(&rows).Error; err != nil || len(rows) == 0 {
+	if err := s.DB.WithContext(ctx).Raw(q+" ORDER BY a.id", args...).Scan(&rows).Error; err != nil || len(rows) == 0 {
 		return nil, err
 	}
 	out := make([]AgentState, len(rows))
-	index := make(map[string]*AgentState, len(rows))
 	for i, r := range rows {
 		out[i] = AgentState{ID: r.ID, MaxConcurrent: r.MaxConcurrent, Presence: r.Presence,
-			LastSeenAt: r.LastSeenAt, FreeSince: r.FreeSince, CreatedAt: r.CreatedAt, Skills: map[string]int{},
+			LastSeenAt: r.LastSeenAt, FreeSince: r.FreeSince, CreatedAt: r.CreatedAt, Active: r.Active,
+			PendingOffer: r.PendingOffer, Skills: map[string]int{},
 			ResolvedCount: r.ResolvedCount, RatingSum: r.RatingSum, RatingCount: r.RatingCount}
-		index[r.ID] = &out[i]
-	}
-	var active []struct {
-		AgentID string
-		N       int
-	}
-	aq := db.Table("conversations").Select("agent_id, COUNT(*) AS n").Where("status = ? AND agent_id IS NOT NULL", ConvActive).Group("agent_id")
-	pq := db.Table("offers").Select("agent_id").Where("status = ?", OfferPending)
-	if ids != nil {
-		aq, pq = aq.Where("agent_id IN ?", ids), pq.Where("agent_id IN ?", ids)
-	}
-	if err := aq.Scan(&active).Error; err != nil {
-		return nil, err
-	}
-	for _, r := range active {
-		if a := index[r.AgentID]; a != nil {
-			a.Active = r.N
-		}
-	}
-	var pending []string
-	if err := pq.Scan(&pending).Error; err != nil {
-		return nil, err
-	}
-	for _, id := range pending {
-		if a := index[id]; a != nil {
-			a.PendingOffer = true
-		}
 	}
 	return out, nil
+}
+
+// textArray is ids as one PostgreSQL text[] parameter: GORM would spell a
+// slice out as one parameter per element, a statement per length.
+func textArray(ids []string) pgtype.Array[string] {
+	return pgtype.Array[string]{Elements: ids, Valid: true,
+		Dims: []pgtype.ArrayDimension{{Length: int32(len(ids)), LowerBound: 1}}}
 }
 
 // QueuedConversations returns the first conversations waiting for an

@@ -97,3 +97,30 @@ func BenchmarkOfferPath(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAgentStates is what an offer pass reads when some agents
+// changed since the last: 10 of 1,000 agents online (go test ./models
+// -bench AgentStates -run '^$').
+func BenchmarkAgentStates(b *testing.B) {
+	for _, open := range []func(testing.TB) *modeltest.DB{modeltest.SQLite, modeltest.Postgres} {
+		db := open(b)
+		seedOnlineAgents(b, db, 1000)
+		var ids []string
+		if err := db.Store.DB.Raw("SELECT id FROM agents ORDER BY id").Scan(&ids).Error; err != nil {
+			b.Fatal(err)
+		}
+		some := make([]string, 0, 10)
+		for i := 0; i < len(ids); i += 100 {
+			some = append(some, ids[i])
+		}
+		b.Run(db.Name, func(b *testing.B) {
+			ctx := context.Background()
+			for b.Loop() {
+				got, err := db.Store.AgentStates(ctx, 30*time.Second, some)
+				if err != nil || len(got) != len(some) {
+					b.Fatalf("AgentStates = %d agents, %v; want %d", len(got), err, len(some))
+				}
+			}
+		})
+	}
+}

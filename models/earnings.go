@@ -38,14 +38,36 @@ func Fee(gross int64, basisPoints int) int64 {
 }
 
 // ResolveConversation ends the agent's active conversation with a note and
-// records the agent's earning in the same transaction: the pay fixed on the
-// accepted offer (base + surge) and the platform fee in force now. It also
-// fixes the brand's currency, since money is now recorded in it.
+// records the agent's earning at once: the pay fixed on the accepted offer
+// (base + surge) and the platform fee in force now. It also fixes the
+// brand's currency, since money is now recorded in it. Another agent's or
+// an unknown conversation is ErrNotFound, one no longer active ErrConflict;
+// without an accepted offer or a fee in force it fails and changes nothing.
 func (s *Store) ResolveConversation(ctx context.Context, agentID, convID, note string) (*Conversation, *Earning, error) {
 	note = strings.TrimSpace(note)
 	if utf8.RuneCountInString(note) > MaxSummaryLen {
 		return nil, nil, Invalid("note", fmt.Sprintf("must be at most %d characters", MaxSummaryLen))
 	}
+	var c *Conversation
+	var e *Earning
+	var err error
+	if s.Dialect == Postgres {
+		c, e, err = s.resolveOneStatement(ctx, agentID, convID, note)
+	}
+	if c == nil && err == nil {
+		// SQLite, or the statement changed nothing: the transaction
+		// finds out why (or resolves, if things changed meanwhile).
+		c, e, err = s.resolveTx(ctx, agentID, convID, note)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	s.moneyRecorded.Store(c.BrandID, struct{}{})
+	return c, e, nil
+}
+
+// resolveTx is ResolveConversation in one transaction, step by step.
+func (s *Store) resolveTx(ctx context.Context, agentID, convID, note string) (*Conversation, *Earning, error) {
 	var c Conversation
 	var e *Earning
 	err := s.tx(ctx, func(tx *gorm.DB) error {
@@ -102,8 +124,78 @@ func (s *Store) ResolveConversation(ctx context.Context, agentID, convID, note s
 	if err != nil {
 		return nil, nil, err
 	}
-	s.moneyRecorded.Store(c.BrandID, struct{}{})
 	return &c, e, nil
+}
+
+// resolveOneStatement is resolveTx on PostgreSQL in one statement (one
+// round trip instead of six): the conversation, the earning (the fee
+// rounded half-up like Fee), the agent's free_since and resolved_count, and
+// the brand's money_recorded_at unless already set (a key lookup then, no
+// write), with updated_at where resolveTx's updates set it. The
+// conversation is updated only together with its accepted offer and a fee
+// in force, so the statement changes all or nothing; nothing is a nil
+// conversation and no error, for resolveTx to find out why.
+func (s *Store) resolveOneStatement(ctx context.Context, agentID, convID, note string) (*Conversation, *Earning, error) {
+	sqlDB, err := s.DB.DB()
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.Now()
+	e := &Earning{ID: NewID(), ConversationID: convID, AgentID: agentID, Status: EarningHeld, CreatedAt: now}
+	rows, err := sqlDB.QueryContext(ctx, `
+WITH pay AS (
+    SELECT o.pay_minor, o.surge_minor, o.pay_minor + o.surge_minor AS gross, o.currency, f.basis_points
+    FROM offers o,
+        (SELECT basis_points FROM platform_fees WHERE effective_at <= $1 ORDER BY effective_at DESC LIMIT 1) f
+    WHERE o.conversation_id = $2 AND o.agent_id = $3 AND o.status = 'accepted'
+    ORDER BY o.answered_at DESC LIMIT 1
+), c AS (
+    UPDATE conversations SET status = 'resolved', resolved_at = $1, resolution_note = $4, updated_at = $1
+    FROM pay
+    WHERE id = $2 AND agent_id = $3 AND status = 'active'
+    RETURNING conversations.*
+), e AS (
+    INSERT INTO earnings (id, conversation_id, agent_id, brand_id, base_minor, surge_minor, fee_minor, net_minor,
+        currency, fee_basis_points, status, created_at)
+    SELECT $5, c.id, c.agent_id, c.brand_id, pay.pay_minor, pay.surge_minor, fee.minor, pay.gross - fee.minor,
+        pay.currency, pay.basis_points, 'held', $1
+    FROM c, pay, LATERAL (SELECT (pay.gross * pay.basis_points + 5000) / 10000 AS minor) fee
+    RETURNING base_minor, surge_minor, fee_minor, net_minor, currency, fee_basis_points
+), a AS (
+    UPDATE agents SET free_since = $1, resolved_count = resolved_count + 1, updated_at = $1
+    FROM c WHERE agents.id = c.agent_id
+), b AS (
+    UPDATE brands SET money_recorded_at = $1, updated_at = $1
+    FROM c WHERE brands.id = c.brand_id AND brands.money_recorded_at IS NULL
+)
+SELECT c.*, e.base_minor AS earn_base_minor, e.surge_minor AS earn_surge_minor, e.fee_minor AS earn_fee_minor,
+    e.net_minor AS earn_net_minor, e.currency AS earn_currency, e.fee_basis_points AS earn_fee_basis_points
+FROM c, e`, now, convID, agentID, note, e.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var r struct {
+		Conversation
+		EarnBaseMinor, EarnSurgeMinor, EarnFeeMinor, EarnNetMinor int64
+		EarnCurrency                                              string
+		EarnFeeBasisPoints                                        int
+	}
+	found := false
+	// Read to the end: the agent's and brand's updates run after the row
+	// is sent, and their failure fails the statement.
+	for rows.Next() {
+		if err := s.DB.ScanRows(rows, &r); err != nil {
+			return nil, nil, err
+		}
+		found = true
+	}
+	if err := rows.Err(); err != nil || !found {
+		return nil, nil, err
+	}
+	e.BrandID, e.BaseMinor, e.SurgeMinor, e.FeeMinor, e.NetMinor, e.Currency, e.FeeBasisPoints =
+		r.BrandID, r.EarnBaseMinor, r.EarnSurgeMinor, r.EarnFeeMinor, r.EarnNetMinor, r.EarnCurrency, r.EarnFeeBasisPoints
+	return &r.Conversation, e, nil
 }
 
 // Earnings lists an agent's earnings, newest first.

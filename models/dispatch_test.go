@@ -1,0 +1,186 @@
+package models_test
+
+import (
+	"context"
+	"reflect"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/handoffhq/handoff/models"
+	"github.com/handoffhq/handoff/models/modeltest"
+)
+
+// The dispatcher's view of the agents: the approved ones online within
+// their lease, in id order, each with their chats in progress and whether
+// an offer waits for them; all of them or those of some ids.
+func TestAgentStates(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db) // Maya
+		ctx := context.Background()
+		st := db.Store
+		op := mustOperator(t, db)
+		online := func(email string, capacity int) *models.Agent {
+			t.Helper()
+			a := mustApprovedAgent(t, db, op, email)
+			if err := st.SetAvailability(ctx, a.ID, models.PresenceOnline, capacity); err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}
+		maya, tom, ann := f.agent, online("tom@agents.test", 2), online("ann@agents.test", 1)
+		suspended, offline, lapsed := online("sus@agents.test", 1), online("off@agents.test", 1), online("lapsed@agents.test", 2)
+		pending := mustApplyAsAgent(t, db, "pending@agents.test") // not approved, though marked online
+		if err := st.DB.Exec("UPDATE agents SET presence = 'online', last_seen_at = ? WHERE id = ?", db.Clock.Now(), pending.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetAvailability(ctx, maya.ID, models.PresenceOnline, 3); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		offer := func(a *models.Agent) *models.Offer {
+			t.Helper()
+			n++
+			c := f.escalate(t, "chat-"+string(rune('a'+n)))
+			o, err := st.CreateOffer(ctx, models.NewOffer{ConversationID: c.ID, AgentID: a.ID, PayMinor: 450, Currency: "USD",
+				Explanation: "{}", Timeout: time.Hour})
+			if err != nil {
+				t.Fatalf("CreateOffer to %s: %v", a.ID, err)
+			}
+			return o
+		}
+		accept := func(a *models.Agent) *models.Offer {
+			t.Helper()
+			o := offer(a)
+			if _, _, err := st.AcceptOffer(ctx, a.ID, o.ID); err != nil {
+				t.Fatal(err)
+			}
+			return o
+		}
+		// Maya: two chats in progress, one resolved and rated 4, one
+		// closed. Tom: one chat in progress and an offer waiting. Ann: an
+		// offer declined.
+		var done []string
+		for range 2 {
+			o := accept(maya)
+			if _, _, err := st.ResolveConversation(ctx, maya.ID, o.ConversationID, ""); err != nil {
+				t.Fatal(err)
+			}
+			done = append(done, o.ConversationID)
+		}
+		if err := st.RateConversation(ctx, done[0], 4, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DB.Exec("UPDATE conversations SET status = 'closed', closed_at = ? WHERE id = ?", db.Clock.Now(), done[1]).Error; err != nil {
+			t.Fatal(err)
+		}
+		accept(maya)
+		accept(maya)
+		accept(tom)
+		offer(tom)
+		if _, err := st.DeclineOffer(ctx, ann.ID, offer(ann).ID, "not now"); err != nil {
+			t.Fatal(err)
+		}
+		accept(suspended)
+		if _, err := st.SuspendAgent(ctx, op.ID, suspended.ID, "fraud"); err != nil {
+			t.Fatal(err)
+		}
+		accept(offline)
+		if err := st.SetPresence(ctx, offline.ID, models.PresenceOffline); err != nil {
+			t.Fatal(err)
+		}
+		accept(lapsed)
+		offer(lapsed)
+		// Everyone's lease is renewed but the lapsed agent's.
+		db.Clock.Advance(20 * time.Second)
+		if _, err := st.Heartbeats(ctx, []string{maya.ID, tom.ID, ann.ID, suspended.ID, offline.ID, pending.ID}); err != nil {
+			t.Fatal(err)
+		}
+		db.Clock.Advance(20 * time.Second)
+
+		// want is the agent's state as their row and the counts say.
+		want := func(a *models.Agent, active int, pendingOffer bool) models.AgentState {
+			t.Helper()
+			got, err := st.Agent(ctx, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return models.AgentState{ID: a.ID, MaxConcurrent: got.MaxConcurrent, Presence: got.Presence, LastSeenAt: got.LastSeenAt,
+				FreeSince: got.FreeSince, CreatedAt: got.CreatedAt, Active: active, PendingOffer: pendingOffer, Skills: map[string]int{},
+				RatingSum: float64(got.RatingSum), RatingCount: got.RatingCount, ResolvedCount: got.ResolvedCount}
+		}
+		wantMaya, wantTom, wantAnn := want(maya, 2, false), want(tom, 1, true), want(ann, 0, false)
+		if wantMaya.ResolvedCount != 2 || wantMaya.RatingSum != 4 || wantMaya.RatingCount != 1 || wantMaya.FreeSince == nil || wantMaya.MaxConcurrent != 3 {
+			t.Fatalf("Maya = %+v; want 2 resolved, rated 4 once, free since a resolve, 3 seats", wantMaya)
+		}
+		byID := func(s ...models.AgentState) []models.AgentState {
+			sort.Slice(s, func(i, j int) bool { return s[i].ID < s[j].ID })
+			return s
+		}
+		const lease = 30 * time.Second
+		got, err := st.OnlineAgentStates(ctx, lease)
+		if w := byID(wantMaya, wantTom, wantAnn); err != nil || !reflect.DeepEqual(got, w) {
+			t.Fatalf("OnlineAgentStates =\n%+v, %v\nwant\n%+v", got, err, w)
+		}
+
+		unknown := models.NewID()
+		some := []string{tom.ID, suspended.ID, offline.ID, lapsed.ID, pending.ID, unknown, ann.ID}
+		got, err = st.AgentStates(ctx, lease, some)
+		if w := byID(wantTom, wantAnn); err != nil || !reflect.DeepEqual(got, w) {
+			t.Fatalf("AgentStates(%d ids) =\n%+v, %v\nwant\n%+v", len(some), got, err, w)
+		}
+		if got, err := st.AgentStates(ctx, lease, []string{suspended.ID, lapsed.ID}); err != nil || len(got) != 0 {
+			t.Fatalf("AgentStates(suspended, lapsed) = %+v, %v; want none", got, err)
+		}
+		// More ids than one read takes: Maya in the first 500, Tom after.
+		many := make([]string, 700)
+		for i := range many {
+			many[i] = models.NewID()
+		}
+		many[3], many[650] = maya.ID, tom.ID
+		got, err = st.AgentStates(ctx, lease, many)
+		if w := []models.AgentState{wantMaya, wantTom}; err != nil || !reflect.DeepEqual(got, w) {
+			t.Fatalf("AgentStates(700 ids) =\n%+v, %v\nwant\n%+v", got, err, w)
+		}
+	})
+}
+
+// On PostgreSQL every subset of agents is read with the same statement (the
+// ids are one array parameter), prepared once per connection.
+func TestAgentStatesOnePreparedStatement(t *testing.T) {
+	db := modeltest.Postgres(t)
+	ctx := context.Background()
+	st := db.Store
+	sqlDB, err := st.DB.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1) // one connection: its prepared statements are all of them
+	op := mustOperator(t, db)
+	var ids []string
+	for _, email := range []string{"a@agents.test", "b@agents.test", "c@agents.test"} {
+		a := mustApprovedAgent(t, db, op, email)
+		if err := st.SetPresence(ctx, a.ID, models.PresenceOnline); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.ID)
+	}
+	statements := countStatements(t, db)
+	for n := 1; n <= len(ids); n++ {
+		got, err := st.AgentStates(ctx, 30*time.Second, ids[:n])
+		if err != nil || len(got) != n {
+			t.Fatalf("AgentStates(%d ids) = %d agents, %v; want %d", n, len(got), err, n)
+		}
+	}
+	if got := statements.Load(); got != 3 {
+		t.Fatalf("three AgentStates ran %d statements; want 3, one each", got)
+	}
+	var prepared []string
+	if err := st.DB.Raw(`SELECT statement FROM pg_prepared_statements
+		WHERE statement LIKE '%pending_offer%' AND statement NOT LIKE '%pg_prepared_statements%'`).Scan(&prepared).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(prepared) != 1 {
+		t.Fatalf("AgentStates of 1, 2 and 3 ids prepared %d statements; want 1:\n%q", len(prepared), prepared)
+	}
+}
