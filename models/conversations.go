@@ -508,11 +508,18 @@ func storedMessage(db *gorm.DB, convID, sender, clientID string) (*Message, erro
 // openFor is the condition on the conversation for a message from sender:
 // a customer writes while it is open, an agent only in their own chat in
 // progress.
+//
+// The status test is wrapped in IS TRUE (the same truth in a WHERE) so the
+// planner looks the row up by its primary key. A plain status test implies
+// the predicate of the partial indexes on open conversations, and when the
+// planner's statistics say those are empty (gathered while nothing was
+// open) it rates a scan of one of them cheaper than the key lookup: every
+// message would then read every open conversation.
 func openFor(convID, sender, senderID string) (string, []any) {
 	if sender == SenderAgent {
-		return "id = ? AND status = ? AND agent_id = ?", []any{convID, ConvActive, senderID}
+		return "id = ? AND (status = ?) IS TRUE AND agent_id = ?", []any{convID, ConvActive, senderID}
 	}
-	return "id = ? AND status IN ?", []any{convID, []string{ConvQueued, ConvOffered, ConvActive}}
+	return "id = ? AND (status IN ?) IS TRUE", []any{convID, []string{ConvQueued, ConvOffered, ConvActive}}
 }
 
 // notOpenFor explains why openFor matched nothing: no such conversation

@@ -111,6 +111,17 @@ func (s *Store) AgentStates(ctx context.Context, lease time.Duration, ids []stri
 	return out, nil
 }
 
+// activeChatsSQL counts the chats in progress of the agent whose id is
+// agentCol, through the (agent_id, status) index. The status is a range of
+// one value rather than an equality: an equality implies the predicate of
+// the partial indexes on open conversations, and when the planner's
+// statistics say those are empty (gathered while nothing was open) it
+// would scan one of them whole for every agent instead.
+func activeChatsSQL(agentCol string) string {
+	return `(SELECT count(*) FROM conversations x WHERE x.agent_id = ` + agentCol +
+		` AND x.status BETWEEN '` + ConvActive + `' AND '` + ConvActive + `')`
+}
+
 // agentStates reads the online agents, all of them (ids nil) or some, in
 // id order, with their chats in progress and whether an offer waits for
 // them, in one statement. The statuses are literals so that a prepared plan
@@ -130,7 +141,7 @@ func (s *Store) agentStates(ctx context.Context, lease time.Duration, ids []stri
 	} else {
 		// A lookup per agent through the (agent_id, status) index and the
 		// pending offers' index.
-		counts = `(SELECT count(*) FROM conversations c WHERE c.agent_id = a.id AND c.status = '` + ConvActive + `') AS active,
+		counts = activeChatsSQL("a.id") + ` AS active,
 			EXISTS (SELECT 1 FROM offers o WHERE o.agent_id = a.id AND o.status = '` + OfferPending + `') AS pending_offer
 			FROM agents a`
 	}

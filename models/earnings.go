@@ -152,7 +152,7 @@ WITH pay AS (
 ), c AS (
     UPDATE conversations SET status = 'resolved', resolved_at = $1, resolution_note = $4, updated_at = $1
     FROM pay
-    WHERE id = $2 AND agent_id = $3 AND status = 'active'
+    WHERE id = $2 AND agent_id = $3 AND (status = 'active') IS TRUE -- by primary key (see openFor)
     RETURNING conversations.*
 ), e AS (
     INSERT INTO earnings (id, conversation_id, agent_id, brand_id, base_minor, surge_minor, fee_minor, net_minor,

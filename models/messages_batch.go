@@ -129,7 +129,7 @@ WITH m AS (
 ), c AS (
     UPDATE conversations c SET last_seq = c.last_seq + k.n
     FROM k
-    WHERE c.id = k.conversation_id AND k.agents <= 1
+    WHERE c.id = k.conversation_id AND k.agents <= 1 -- the status test below is in a CASE: no partial index (openFor)
         AND (CASE WHEN k.agents = 0 THEN c.status IN ('queued', 'offered', 'active')
                   ELSE c.status = 'active' AND c.agent_id = k.agent_id END)
     RETURNING c.id, c.last_seq - k.n AS base

@@ -31,7 +31,7 @@ import (
 // that can be, as one by one would; a conversation it moved to offered
 // without an offer is put back by createOffersRequeueSQL. If any agent of
 // the batch does not exist nothing is written and a NULL id says so.
-const createOffersSQL = `
+var createOffersSQL = `
 WITH d AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::timestamptz[])
         WITH ORDINALITY AS d(id, conversation_id, agent_id, pay_minor, surge_minor, currency, explanation, expires_at, ord)
@@ -40,11 +40,11 @@ WITH d AS (
 ), ok AS (
     SELECT d.* FROM d JOIN agents a ON a.id = d.agent_id
     WHERE a.status = 'approved' AND a.presence = 'online'
-        AND (SELECT count(*) FROM conversations x WHERE x.agent_id = a.id AND x.status = 'active') < a.max_concurrent
+        AND ` + activeChatsSQL("a.id") + ` < a.max_concurrent
         AND NOT EXISTS (SELECT 1 FROM missing)
 ), c AS (
     UPDATE conversations c SET status = 'offered', updated_at = $9
-    WHERE c.id IN (SELECT conversation_id FROM ok) AND c.status = 'queued'
+    WHERE c.id IN (SELECT conversation_id FROM ok) AND (c.status = 'queued') IS TRUE -- by primary key (see openFor)
     RETURNING c.id
 ), o AS (
     INSERT INTO offers (id, conversation_id, agent_id, status, pay_minor, surge_minor, currency, explanation, created_at, expires_at)
@@ -62,7 +62,7 @@ SELECT id FROM o UNION ALL SELECT NULL FROM missing`
 // pending offer, committed with it.
 const createOffersRequeueSQL = `
 UPDATE conversations c SET status = 'queued', updated_at = $2
-WHERE c.id = ANY($1) AND c.status = 'offered'
+WHERE c.id = ANY($1) AND (c.status = 'offered') IS TRUE -- by primary key (see openFor)
     AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.conversation_id = c.id AND o.status = 'pending')`
 
 // createOffersPostgres is CreateOffers on PostgreSQL: three statements in
@@ -144,12 +144,13 @@ func (s *Store) createOffersPostgres(ctx context.Context, in []NewOffer) ([]Offe
 // The three writes then happen together if the agent has a free seat, or
 // none of them does. It returns the offer and the conversation as written
 // (%s and %s: their columns), or no row.
-const acceptOfferSQL = `
+var acceptOfferSQL = `
 WITH s AS (
     SELECT o.conversation_id, a.max_concurrent,
-        (SELECT count(*) FROM conversations x WHERE x.agent_id = a.id AND x.status = 'active') AS active
+        ` + activeChatsSQL("a.id") + ` AS active
     FROM offers o JOIN conversations c ON c.id = o.conversation_id JOIN agents a ON a.id = o.agent_id
-    WHERE o.id = $2 AND o.agent_id = $1 AND o.status = 'pending' AND o.expires_at > $3 AND c.status = 'offered'
+    WHERE o.id = $2 AND o.agent_id = $1 AND (o.status = 'pending') IS TRUE AND o.expires_at > $3
+        AND (c.status = 'offered') IS TRUE -- by primary keys, not partial indexes (see openFor)
     FOR NO KEY UPDATE OF o, c
 ), ok AS (
     SELECT conversation_id FROM s WHERE active < max_concurrent
@@ -229,7 +230,7 @@ func (s *Store) acceptRefusal(ctx context.Context, agentID, offerID string, now 
 	err := s.DB.WithContext(ctx).Raw(`
 SELECT EXISTS (SELECT 1 FROM agents WHERE id = @agent) AS agent_found,
     o.status AS offer_status, o.expires_at > @now AS live, c.status AS conversation_status, a.max_concurrent,
-    (SELECT count(*) FROM conversations x WHERE x.agent_id = @agent AND x.status = 'active') AS active
+    ` + activeChatsSQL("@agent") + ` AS active
 FROM (SELECT) one
     LEFT JOIN offers o ON o.id = @offer AND o.agent_id = @agent
     LEFT JOIN conversations c ON c.id = o.conversation_id
