@@ -1,0 +1,2 @@
+-- PostgreSQL leaves room on conversations' and agents' pages for heap-only
+-- updates (fillfactor). SQLite has no such setting: nothing to do.
