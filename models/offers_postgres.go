@@ -230,7 +230,7 @@ func (s *Store) acceptRefusal(ctx context.Context, agentID, offerID string, now 
 	err := s.DB.WithContext(ctx).Raw(`
 SELECT EXISTS (SELECT 1 FROM agents WHERE id = @agent) AS agent_found,
     o.status AS offer_status, o.expires_at > @now AS live, c.status AS conversation_status, a.max_concurrent,
-    ` + activeChatsSQL("@agent") + ` AS active
+    `+activeChatsSQL("@agent")+` AS active
 FROM (SELECT) one
     LEFT JOIN offers o ON o.id = @offer AND o.agent_id = @agent
     LEFT JOIN conversations c ON c.id = o.conversation_id
