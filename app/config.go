@@ -25,6 +25,8 @@ type Config struct {
 	// SnapshotTTL is how long the agents-online snapshot behind wait
 	// estimates may be reused (dispatch itself always reads afresh).
 	SnapshotTTL time.Duration
+	// DBConns caps the server's own connection pool (0: models.DefaultConns).
+	DBConns int
 	// DispatchConns gives the dispatcher a connection pool of its own on
 	// PostgreSQL, so a flood of requests cannot starve it of connections
 	// (0: it shares the server's pool).

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -90,6 +91,21 @@ func ParseURL(raw string) (Dialect, string, error) {
 	}
 }
 
+// DefaultConns is the pool size when Options.MaxOpenConns is 0. On
+// PostgreSQL it is four connections per CPU of this process, at least four:
+// more busy connections than PostgreSQL has cores only queue in its run
+// queue, where they cost context switches and delay everyone, while
+// requests waiting here for a connection cost nothing. (At 200
+// escalations/s on the 2-core development machine, 20 connections gave an
+// offer p99 of 43–62 ms and 8 gave 31–43 ms.) SQLite keeps 20: its writes
+// queue on its lock whatever the pool.
+func DefaultConns(dialect Dialect) int {
+	if dialect == Postgres {
+		return max(4, 4*runtime.GOMAXPROCS(0))
+	}
+	return 20
+}
+
 // Open connects to the database named by rawURL. It does not migrate.
 func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 	dialect, dsn, err := ParseURL(rawURL)
@@ -132,7 +148,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 	}
 	maxOpen := opt.MaxOpenConns
 	if maxOpen == 0 {
-		maxOpen = 20
+		maxOpen = DefaultConns(dialect)
 	}
 	sqlDB.SetMaxOpenConns(maxOpen)
 	sqlDB.SetMaxIdleConns(maxOpen)

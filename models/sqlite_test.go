@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -133,4 +134,32 @@ func TestParseURL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The pool holds DefaultConns connections unless told otherwise: 4 per CPU
+// (at least 4) on PostgreSQL, 20 on SQLite.
+func TestPoolSize(t *testing.T) {
+	if got, want := models.DefaultConns(models.Postgres), max(4, 4*runtime.GOMAXPROCS(0)); got != want {
+		t.Fatalf("DefaultConns(postgres) = %d; want %d", got, want)
+	}
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		for _, n := range []int{0, 3} {
+			st, err := models.Open(context.Background(), db.URL, models.Options{MaxOpenConns: n, Log: db.Store.Log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sqlDB, err := st.DB.DB()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := n
+			if n == 0 {
+				want = models.DefaultConns(st.Dialect)
+			}
+			if got := sqlDB.Stats().MaxOpenConnections; got != want {
+				t.Errorf("MaxOpenConns %d: pool of %d; want %d", n, got, want)
+			}
+			st.Close()
+		}
+	})
 }

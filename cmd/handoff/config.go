@@ -58,6 +58,8 @@ func (e *envFlags) serverFlags() {
 	trust, _ := strconv.ParseBool(e.env("HANDOFF_TRUST_PROXY", "false"))
 	e.fs.BoolVar(&c.TrustProxy, "trust-proxy", trust, "take the client IP from X-Forwarded-For ($HANDOFF_TRUST_PROXY)")
 	e.fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a sign-in lasts")
+	conns, _ := strconv.Atoi(e.env("HANDOFF_DB_CONNS", "0"))
+	e.fs.IntVar(&c.DBConns, "db-conns", conns, "database connections of the server's pool; 0: 4 per CPU (at least 4) on PostgreSQL, 20 on SQLite ($HANDOFF_DB_CONNS)")
 	e.str(&e.logFormat, "log-format", "HANDOFF_LOG_FORMAT", "text or json")
 	e.str(&e.logLevel, "log-level", "HANDOFF_LOG_LEVEL", "debug, info, warn or error")
 }
@@ -81,6 +83,16 @@ func (e *envFlags) parse(args []string) error {
 			return fmt.Errorf("--login-rate ($HANDOFF_LOGIN_RATE): %w", err)
 		}
 		e.cfg.LoginRate = r
+	}
+	if e.fs.Lookup("db-conns") != nil {
+		if v := e.getenv("HANDOFF_DB_CONNS"); v != "" {
+			if _, err := strconv.Atoi(v); err != nil {
+				return fmt.Errorf("--db-conns ($HANDOFF_DB_CONNS): %q is not a whole number", v)
+			}
+		}
+		if e.cfg.DBConns < 0 {
+			return fmt.Errorf("--db-conns ($HANDOFF_DB_CONNS): %d: want 0 (the default) or more", e.cfg.DBConns)
+		}
 	}
 	if e.apiRate != "" {
 		r, err := app.ParseRate(e.apiRate)

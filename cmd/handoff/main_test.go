@@ -393,6 +393,9 @@ func TestCommandErrors(t *testing.T) {
 			[]string{"serve", "--addr", "127.0.0.1:0"}, 1, `handoff serve: --login-rate ($HANDOFF_LOGIN_RATE): login rate "lots": want account=N/PERIOD`},
 		{"BadLoginRateFigure", map[string]string{"HANDOFF_DATABASE_URL": env["HANDOFF_DATABASE_URL"], "HANDOFF_LOGIN_RATE": "account=5"},
 			[]string{"serve", "--addr", "127.0.0.1:0"}, 1, `--login-rate ($HANDOFF_LOGIN_RATE): rate "5": want N/PERIOD`},
+		{"BadDBConns", map[string]string{"HANDOFF_DATABASE_URL": env["HANDOFF_DATABASE_URL"], "HANDOFF_DB_CONNS": "lots"},
+			[]string{"serve", "--addr", "127.0.0.1:0"}, 1, `--db-conns ($HANDOFF_DB_CONNS): "lots" is not a whole number`},
+		{"NegativeDBConns", env, []string{"serve", "--addr", "127.0.0.1:0", "--db-conns", "-1"}, 1, `--db-conns ($HANDOFF_DB_CONNS): -1: want 0`},
 		{"BadAPIRate", env, []string{"serve", "--addr", "127.0.0.1:0", "--api-rate", "fast"}, 1, `--api-rate ($HANDOFF_API_RATE): rate "fast"`},
 		{"BadDatabaseURL", map[string]string{"HANDOFF_DATABASE_URL": "mysql://x"}, []string{"migrate"}, 1, "want sqlite:PATH or postgres://"},
 	}

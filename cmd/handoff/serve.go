@@ -22,7 +22,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := e.logger(stderr)
-	st, err := models.Open(ctx, e.cfg.DatabaseURL, models.Options{Log: log})
+	st, err := models.Open(ctx, e.cfg.DatabaseURL, models.Options{Log: log, MaxOpenConns: e.cfg.DBConns})
 	if err != nil {
 		return err
 	}
