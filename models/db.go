@@ -97,8 +97,9 @@ func ParseURL(raw string) (Dialect, string, error) {
 // queue, where they cost context switches and delay everyone, while
 // requests waiting here for a connection cost nothing. (At 200
 // escalations/s on the 2-core development machine, 20 connections gave an
-// offer p99 of 43–62 ms and 8 gave 31–43 ms.) SQLite keeps 20: its writes
-// queue on its lock whatever the pool.
+// offer p99 of 42–95 ms over ten runs, median 55 ms; 8 gave 31–63 ms over
+// five, median 49 ms: within the runs' spread, and not worse.) SQLite keeps
+// 20: its writes queue on its lock whatever the pool.
 func DefaultConns(dialect Dialect) int {
 	if dialect == Postgres {
 		return max(4, 4*runtime.GOMAXPROCS(0))
