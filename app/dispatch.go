@@ -11,6 +11,7 @@ import (
 	"github.com/handoffhq/handoff/app/realtime"
 	"github.com/handoffhq/handoff/matching"
 	"github.com/handoffhq/handoff/models"
+	"golang.org/x/sync/errgroup"
 )
 
 // Presence lease figures (DESIGN: Conversation and offer life cycle).
@@ -298,17 +299,19 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	for id := range brandIDs {
 		ids = append(ids, id)
 	}
-	brands, err := s.ds.Brands(ctx, ids)
-	if err != nil {
+	// The brands and the offer history are read side by side: the pass
+	// waits for one round trip instead of two.
+	var brands map[string]*models.Brand
+	var history map[string]map[string]time.Time
+	var reads errgroup.Group
+	reads.Go(func() (err error) { brands, err = s.ds.Brands(ctx, ids); return err })
+	reads.Go(func() (err error) { history, err = s.ds.OfferHistory(ctx, convIDs); return err })
+	if err := reads.Wait(); err != nil {
 		return err
 	}
 	rules := map[string]matching.Rules{}
 	for id, b := range brands {
 		rules[id] = matchRules(b)
-	}
-	history, err := s.ds.OfferHistory(ctx, convIDs)
-	if err != nil {
-		return err
 	}
 	rel := &matching.Relations{}
 	for convID, m := range history {
