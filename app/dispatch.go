@@ -285,6 +285,17 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	if err != nil || len(queued) == 0 {
 		return err
 	}
+	// Nobody online: no offer to make, so no brands or history to read
+	// (a queue that grows overnight would cost them on every wake).
+	cands, release, err := s.boardAgents(ctx)
+	if err != nil {
+		return err
+	}
+	online := len(cands)
+	release()
+	if online == 0 {
+		return nil
+	}
 	queue := make([]matching.Conversation, len(queued))
 	byID := map[string]*models.Conversation{}
 	brandIDs := map[string]bool{}
@@ -319,9 +330,10 @@ func (s *Server) offerQueued(ctx context.Context) error {
 			rel.AddOffer(convID, agentID, at)
 		}
 	}
-	// The board last, and released right after Assign: readers hold it
-	// only for pure computation, never across a read or the board's lock.
-	cands, release, err := s.boardAgents(ctx)
+	// The board again, with what changed during those reads, released
+	// right after Assign: readers hold it only for pure computation, never
+	// across a read or the board's lock.
+	cands, release, err = s.boardAgents(ctx)
 	if err != nil {
 		return err
 	}

@@ -339,10 +339,7 @@ WITH c AS (
     FROM c CROSS JOIN unnest($15::text[], $16::int[], $17::text[], $18::text[], $19::timestamptz[]) AS m(id, seq, sender, body, sent_at)
     RETURNING 1
 )
-SELECT count(*),
-    (SELECT count(*) FROM conversations w
-     WHERE w.brand_id = $2 AND w.status IN ('`+ConvQueued+`', '`+ConvOffered+`')
-       AND (w.priority > $9 OR (w.priority = $9 AND (w.queued_at < $13 OR (w.queued_at = $13 AND w.id < $1)))))
+SELECT count(*), `+waitingAheadSQL("$2", "$9", "$13", "$1")+`
 FROM c`,
 		c.ID, c.BrandID, c.ExternalID, c.Status, c.CustomerName, c.CustomerEmail, c.Language, c.Skills,
 		c.Priority, c.Reason, c.Summary, c.Metadata, c.CreatedAt, c.LastSeq,

@@ -213,13 +213,22 @@ func (s *Store) QueuePosition(ctx context.Context, c *Conversation) (int, error)
 		return 0, nil
 	}
 	var n int64
-	err := s.DB.WithContext(ctx).Model(&Conversation{}).
-		// Literal statuses: a prepared plan can then use the partial index
-		// on waiting conversations (migration 0004).
-		Where("brand_id = ? AND status IN ('"+ConvQueued+"', '"+ConvOffered+"')", c.BrandID).
-		Where("priority > ? OR (priority = ? AND (queued_at < ? OR (queued_at = ? AND id < ?)))", c.Priority, c.Priority, c.QueuedAt, c.QueuedAt, c.ID).
-		Count(&n).Error
+	err := s.DB.WithContext(ctx).Raw("SELECT "+waitingAheadSQL("@brand", "@priority", "@queued", "@id"),
+		map[string]any{"brand": c.BrandID, "priority": c.Priority, "queued": c.QueuedAt, "id": c.ID}).Scan(&n).Error
 	return int(n) + 1, err
+}
+
+// waitingAheadSQL counts the waiting conversations of brand that come
+// before the one with priority, queuedAt and id in dispatch order (priority,
+// then time queued, then id): the place-in-line rule, written once for
+// every statement that places a conversation. The statuses are literals so
+// a prepared plan can use the partial index on waiting conversations
+// (migration 0004).
+func waitingAheadSQL(brand, priority, queuedAt, id string) string {
+	return `(SELECT count(*) FROM conversations w
+         WHERE w.brand_id = ` + brand + ` AND w.status IN ('` + ConvQueued + `', '` + ConvOffered + `')
+           AND (w.priority > ` + priority + ` OR (w.priority = ` + priority + ` AND (w.queued_at < ` + queuedAt + `
+                OR (w.queued_at = ` + queuedAt + ` AND w.id < ` + id + `)))))`
 }
 
 // ConversationPlaced is ConversationByID with the conversation's
@@ -231,10 +240,7 @@ func (s *Store) ConversationPlaced(ctx context.Context, id string) (*Conversatio
 	}
 	err := s.DB.WithContext(ctx).Raw(`SELECT c.*,
     CASE WHEN c.status IN ('`+ConvQueued+`', '`+ConvOffered+`') THEN
-        (SELECT count(*) FROM conversations w
-         WHERE w.brand_id = c.brand_id AND w.status IN ('`+ConvQueued+`', '`+ConvOffered+`')
-           AND (w.priority > c.priority OR (w.priority = c.priority AND (w.queued_at < c.queued_at
-                OR (w.queued_at = c.queued_at AND w.id < c.id)))))
+        `+waitingAheadSQL("c.brand_id", "c.priority", "c.queued_at", "c.id")+`
     END AS ahead
 FROM conversations c WHERE c.id = ?`, id).Scan(&rows).Error
 	if err != nil {
