@@ -352,8 +352,10 @@ FROM c`,
 
 func (s *Store) openByExternalID(db *gorm.DB, brandID, externalID string) (*Conversation, error) {
 	var c Conversation
-	err := db.Where("brand_id = ? AND external_id = ? AND status IN ?", brandID, externalID,
-		[]string{ConvQueued, ConvOffered, ConvActive}).Take(&c).Error
+	// Literal statuses: the open conversations' unique index is partial,
+	// and SQLite cannot match a bound parameter to its WHERE.
+	err := db.Where("brand_id = ? AND external_id = ? AND status IN ('"+ConvQueued+"', '"+ConvOffered+"', '"+ConvActive+"')",
+		brandID, externalID).Take(&c).Error
 	if err != nil {
 		return nil, notFound(err, "conversation")
 	}

@@ -258,7 +258,9 @@ FROM conversations c WHERE c.id = ?`, id).Scan(&rows).Error
 
 // WaitingConversations returns every queued or offered conversation.
 func (s *Store) WaitingConversations(ctx context.Context, brandID string) ([]Conversation, error) {
-	q := s.DB.WithContext(ctx).Where("status IN ?", []string{ConvQueued, ConvOffered}).Order("queued_at, id")
+	// Literal statuses, so SQLite (which cannot match a bound parameter
+	// to an index's WHERE) uses the waiting conversations' partial index.
+	q := s.DB.WithContext(ctx).Where("status IN ('" + ConvQueued + "', '" + ConvOffered + "')").Order("queued_at, id")
 	if brandID != "" {
 		q = q.Where("brand_id = ?", brandID)
 	}

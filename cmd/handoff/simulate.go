@@ -13,7 +13,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +42,7 @@ type simConfig struct {
 	prefix           string
 	capacity         int
 	idle             int // > 0: measure that many idle customer sockets instead
+	cpuProfile       string
 }
 
 // simAgentPassword is the password of every simulated agent; they are test
@@ -87,6 +90,17 @@ func cmdSimulate(ctx context.Context, args []string, getenv func(string) string,
 		debug.SetGCPercent(simGCPercent)
 		defer debug.SetGCPercent(100)
 	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	s := newSim(cfg, stderr)
 	defer s.client.CloseIdleConnections()
 	sum, err := s.run(ctx)
@@ -120,6 +134,7 @@ func parseSimulateFlags(args []string, getenv func(string) string, stderr io.Wri
 	prefix := fs.String("agent-prefix", "sim", "prefix of the simulated agents' emails: PREFIX-agent-0001@"+simEmailDomain)
 	capacity := fs.Int("capacity", 1, "chats each simulated agent takes at once (1-3)")
 	idle := fs.Int("idle", 0, "instead of a run, open this many idle customer sockets, hold them for --duration and report the server's memory")
+	cpuProfile := fs.String("cpuprofile", "", "write the simulator's own CPU profile to `FILE` (go tool pprof), to see its share of the machine")
 	if err := fs.Parse(args); err != nil {
 		return simConfig{}, errUsage
 	}
@@ -139,7 +154,8 @@ func parseSimulateFlags(args []string, getenv func(string) string, stderr io.Wri
 	}
 	cfg := simConfig{urls: urls, apiKey: strings.TrimSpace(*apiKey), agents: *agents, rate: *rate, duration: *duration,
 		settle: *settle, handleTime: time.Duration(*handle * float64(time.Second)), operatorEmail: *opEmail,
-		operatorPassword: *opPassword, language: *lang, messages: *messages, prefix: *prefix, capacity: *capacity, idle: *idle}
+		operatorPassword: *opPassword, language: *lang, messages: *messages, prefix: *prefix, capacity: *capacity, idle: *idle,
+		cpuProfile: *cpuProfile}
 	for _, sk := range strings.Split(*skills, ",") {
 		if sk = strings.TrimSpace(sk); sk != "" {
 			cfg.skills = append(cfg.skills, sk)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -41,10 +42,16 @@ func TestSimulateAgainstServer(t *testing.T) {
 		t.Fatalf("apikey create: %v", key)
 	}
 
+	profile := t.TempDir() + "/sim.pprof"
 	sim := runHandoff(t, env, "simulate", "--url", base, "--api-key", strings.TrimSpace(key.stdout),
-		"--agents", "3", "--rate", "2", "--duration", "3s", "--handle-time", "1", "--settle", "15s")
+		"--agents", "3", "--rate", "2", "--duration", "3s", "--handle-time", "1", "--settle", "15s",
+		"--cpuprofile", profile)
 	if sim.code != 0 {
 		t.Fatalf("simulate: %v\nserver stderr:\n%s", sim, stderr.String())
+	}
+	// --cpuprofile wrote the simulator's profile: gzipped, as pprof writes it.
+	if b, err := os.ReadFile(profile); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("--cpuprofile %s: %v, %d bytes; want a gzipped pprof profile", profile, err, len(b))
 	}
 	lines := strings.Split(strings.TrimSpace(sim.stdout), "\n")
 	if len(lines) != 1 {
