@@ -340,12 +340,14 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	assigned := matching.Assign(s.ds.Now(), queue, rules, cands, rel)
 	release()
 	var batch []models.NewOffer
+	whys := make(map[string]string, len(assigned)) // by conversation: the card's sentence, without decoding the stored JSON again
 	for _, a := range assigned {
 		conv, b := byID[a.ConversationID], brands[byID[a.ConversationID].BrandID]
 		why, err := json.Marshal(a.Explanation)
 		if err != nil {
 			return err
 		}
+		whys[conv.ID] = a.Explanation.Summary()
 		batch = append(batch, models.NewOffer{ConversationID: conv.ID, AgentID: a.AgentID,
 			PayMinor: b.PayRateMinor, Currency: b.Currency, Explanation: string(why),
 			Timeout: time.Duration(b.OfferTimeoutSeconds) * time.Second})
@@ -379,7 +381,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		o := &made[i]
 		conv := byID[o.ConversationID]
 		s.metrics.toOffer.Observe(o.CreatedAt.Sub(conv.QueuedAt).Seconds())
-		s.publishOffer(o, conv, brands[conv.BrandID])
+		s.publishOffer(o, conv, brands[conv.BrandID], whys[o.ConversationID])
 		s.emitFrame(convTopic(conv.ID), "conversation", conversationFrame{ID: conv.ID, Status: models.ConvOffered})
 	}
 	return nil

@@ -115,9 +115,10 @@ func (s *Server) deliverConversation(ctx context.Context, conv *models.Conversat
 	s.publish(brandTopic(conv.BrandID), "conversation", f)
 }
 
-// publishOffer shows a new offer to its agent, wherever they are connected.
-func (s *Server) publishOffer(o *models.Offer, conv *models.Conversation, b *models.Brand) {
-	s.publish(agentTopic(o.AgentID), "offer", s.offerCard(o, conv, b))
+// publishOffer shows a new offer to its agent, wherever they are connected;
+// why is the offer's explanation in words.
+func (s *Server) publishOffer(o *models.Offer, conv *models.Conversation, b *models.Brand, why string) {
+	s.publish(agentTopic(o.AgentID), "offer", s.offerCard(o, conv, b, why))
 	s.peers.notify(peerEvent{K: "o", O: o.ID, A: o.AgentID})
 }
 

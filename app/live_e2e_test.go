@@ -309,6 +309,10 @@ func TestLiveHandoffEndToEnd(t *testing.T) {
 		if card.PayMinor != 450 || card.RemainingMS != 20000 || card.BrandName != "Acme" || card.Summary == "" || card.Why == "" {
 			t.Fatalf("offer card = %+v; want pay 450, 20 s left, brand, summary and why", card)
 		}
+		// The card's sentence is the stored explanation's, word for word.
+		if stored, err := w.ts.db.Store.Offer(context.Background(), card.OfferID); err != nil || card.Why != explanationSummary(stored.Explanation) {
+			t.Fatalf("offer card why = %q; want the stored explanation's summary (%v)", card.Why, err)
+		}
 
 		// Maya declines: Tom gets it. Tom lets it expire: back to the queue.
 		maya.send("offer.decline", map[string]string{"offer_id": card.OfferID, "reason": "not my topic"})

@@ -58,18 +58,19 @@ func (s *Server) offerCardOf(ctx context.Context, o *models.Offer) (*offerCard, 
 	if err != nil {
 		return nil, err
 	}
-	return s.offerCard(o, conv, b), nil
+	return s.offerCard(o, conv, b, explanationSummary(o.Explanation)), nil
 }
 
-// offerCard builds the card from rows the caller already has.
-func (s *Server) offerCard(o *models.Offer, conv *models.Conversation, b *models.Brand) *offerCard {
+// offerCard builds the card from rows the caller already has and the
+// sentence saying why the agent got the offer.
+func (s *Server) offerCard(o *models.Offer, conv *models.Conversation, b *models.Brand, why string) *offerCard {
 	now := s.store.Now()
 	card := &offerCard{OfferID: o.ID, ConversationID: conv.ID, BrandName: b.Name, Skills: conv.SkillList(),
 		Language: conv.Language, WaitSeconds: int(now.Sub(conv.CreatedAt) / time.Second), Reason: conv.Reason,
 		Summary: conv.Summary, PayMinor: o.PayMinor, SurgeMinor: o.SurgeMinor, Currency: o.Currency,
 		Pay:         models.FormatMoney(o.PayMinor+o.SurgeMinor, o.Currency) + " " + o.Currency,
 		RemainingMS: max(o.ExpiresAt.Sub(now).Milliseconds(), 0), TimeoutMS: o.ExpiresAt.Sub(o.CreatedAt).Milliseconds(),
-		Why: explanationSummary(o.Explanation)}
+		Why: why}
 	if card.Skills == nil {
 		card.Skills = []string{}
 	}

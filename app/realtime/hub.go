@@ -9,6 +9,7 @@ package realtime
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 )
 
@@ -18,17 +19,23 @@ type Envelope struct {
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
-// Encode builds a frame from a type and any JSON-serialisable data.
+// Encode builds a frame from a type and any JSON-serialisable data: the
+// bytes json.Marshal gives for the Envelope, written around the data's
+// encoding instead of marshalling (and so re-scanning) it a second time as
+// a RawMessage. Every frame sent goes through here.
 func Encode(typ string, data any) ([]byte, error) {
-	var raw json.RawMessage
-	if data != nil {
-		b, err := json.Marshal(data)
-		if err != nil {
-			return nil, err
-		}
-		raw = b
+	t, err := json.Marshal(typ)
+	if err != nil {
+		return nil, err
 	}
-	return json.Marshal(Envelope{Type: typ, Data: raw})
+	if data == nil {
+		return slices.Concat([]byte(`{"type":`), t, []byte(`}`)), nil
+	}
+	d, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat([]byte(`{"type":`), t, []byte(`,"data":`), d, []byte(`}`)), nil
 }
 
 // SubscriberBuffer is how many frames a subscriber may fall behind before

@@ -98,3 +98,48 @@ func TestCloseAllDropsEverySubscriberOnce(t *testing.T) {
 		t.Fatalf("second CloseAll = %d; want 0", n)
 	}
 }
+
+// TestEncodeMatchesEnvelopeMarshal: Encode writes exactly what marshalling
+// the Envelope would, for data of every shape frames carry.
+func TestEncodeMatchesEnvelopeMarshal(t *testing.T) {
+	type card struct {
+		ID   string   `json:"id"`
+		Tags []string `json:"tags"`
+		Note *string  `json:"note,omitempty"`
+	}
+	var nilCard *card
+	for _, tc := range []struct {
+		typ  string
+		data any
+	}{
+		{"heartbeat", nil},
+		{"offer", map[string]any{"id": "o1", "pay": 12.5, "why": "<b>&</b>"}},
+		{"message", card{ID: "m1", Tags: nil}},
+		{"conversation", &card{ID: "c1", Tags: []string{"a"}}},
+		{"typed.nil", nilCard},
+		{"queue", []int{1, 2, 3}},
+		{"text", "line\nbreak \u2028 \"quoted\""},
+		{"odd \"type\" <x>", 0},
+	} {
+		got, err := Encode(tc.typ, tc.data)
+		if err != nil {
+			t.Fatalf("Encode(%q): %v", tc.typ, err)
+		}
+		var raw json.RawMessage
+		if tc.data != nil {
+			if raw, err = json.Marshal(tc.data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := json.Marshal(Envelope{Type: tc.typ, Data: raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("Encode(%q) = %s; want %s", tc.typ, got, want)
+		}
+	}
+	if _, err := Encode("bad", func() {}); err == nil {
+		t.Error("Encode of a func: want an error")
+	}
+}
