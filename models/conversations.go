@@ -553,6 +553,14 @@ func (s *Store) CancelConversation(ctx context.Context, brandID, id, reason stri
 	var c *Conversation
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		now := s.Now()
+		// The pending offer before the conversation, in the lock order
+		// of every writer of both (see lockAgent). A conversation with a
+		// pending offer is offered; if it is not waiting (or another
+		// brand's), the rollback undoes the withdrawal.
+		if err := tx.Model(&Offer{}).Where("conversation_id = ? AND status = ?", id, OfferPending).
+			Updates(map[string]any{"status": OfferRescinded, "answered_at": now}).Error; err != nil {
+			return err
+		}
 		res := tx.Model(&Conversation{}).Where("id = ? AND brand_id = ? AND status IN ?", id, brandID, []string{ConvQueued, ConvOffered}).
 			Updates(map[string]any{"status": ConvAbandoned, "abandoned_at": now, "abandon_reason": reason, "updated_at": now})
 		if res.Error != nil {
@@ -564,10 +572,6 @@ func (s *Store) CancelConversation(ctx context.Context, brandID, id, reason stri
 				return notFound(err, "conversation")
 			}
 			return fmt.Errorf("conversation is %s: %w", cur.Status, ErrConflict)
-		}
-		if err := tx.Model(&Offer{}).Where("conversation_id = ? AND status = ?", id, OfferPending).
-			Updates(map[string]any{"status": OfferRescinded, "answered_at": now}).Error; err != nil {
-			return err
 		}
 		var cur Conversation
 		if err := tx.Where("id = ?", id).Take(&cur).Error; err != nil {

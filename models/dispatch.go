@@ -383,18 +383,18 @@ func (s *Store) AbandonOverdue(ctx context.Context) ([]Conversation, []Offer, er
 			continue
 		}
 		err := s.tx(ctx, func(tx *gorm.DB) error {
+			// The pending offer before the conversation, in the lock
+			// order of every writer of both (see lockAgent); the offers
+			// as withdrawn, not as read before an expiry or an answer.
+			var os []Offer
+			if err := tx.Raw("UPDATE offers SET status = ?, answered_at = ? WHERE conversation_id = ? AND status = ? RETURNING *",
+				OfferRescinded, now, c.ID, OfferPending).Scan(&os).Error; err != nil {
+				return err
+			}
 			res := tx.Model(&Conversation{}).Where("id = ? AND status IN ?", c.ID, []string{ConvQueued, ConvOffered}).
 				Updates(map[string]any{"status": ConvAbandoned, "abandoned_at": now, "abandon_reason": "waited past the brand's maximum", "updated_at": now})
 			if res.Error != nil || res.RowsAffected == 0 {
-				return res.Error
-			}
-			var os []Offer
-			if err := tx.Where("conversation_id = ? AND status = ?", c.ID, OfferPending).Find(&os).Error; err != nil {
-				return err
-			}
-			if err := tx.Model(&Offer{}).Where("conversation_id = ? AND status = ?", c.ID, OfferPending).
-				Updates(map[string]any{"status": OfferRescinded, "answered_at": now}).Error; err != nil {
-				return err
+				return res.Error // not waiting any more, so it had no pending offer
 			}
 			c.Status, c.AbandonedAt = ConvAbandoned, &now
 			done = append(done, c)

@@ -220,6 +220,12 @@ func (s *Store) DeclineOffer(ctx context.Context, agentID, offerID, reason strin
 	var o Offer
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		now := s.Now()
+		// The agent's row lock first (see lockAgent); the same statement
+		// clears their run of missed offers, which the rollback undoes if
+		// the decline fails.
+		if err := tx.Model(&Agent{}).Where("id = ?", agentID).Update("missed_offers", 0).Error; err != nil {
+			return err
+		}
 		res := tx.Model(&Offer{}).Where("id = ? AND agent_id = ? AND status = ?", offerID, agentID, OfferPending).
 			Updates(map[string]any{"status": OfferDeclined, "answered_at": now, "decline_reason": reason})
 		if res.Error != nil {
@@ -230,9 +236,6 @@ func (s *Store) DeclineOffer(ctx context.Context, agentID, offerID, reason strin
 		}
 		if res.RowsAffected == 0 {
 			return fmt.Errorf("offer already %s: %w", o.Status, ErrConflict)
-		}
-		if err := tx.Model(&Agent{}).Where("id = ?", agentID).Update("missed_offers", 0).Error; err != nil {
-			return err
 		}
 		return requeue(tx, o.ConversationID, now)
 	})
@@ -259,7 +262,8 @@ type ExpiredOffer struct {
 // puts their conversations back in the queue and counts the miss against
 // each agent; MissedOffersBeforeAway misses in a row set the agent away.
 // Each offer is claimed with a conditional update, so several sweepers (or
-// instances) never expire one twice.
+// instances) never expire one twice, under its agent's row lock (see
+// lockAgent).
 func (s *Store) ExpireOffers(ctx context.Context) ([]ExpiredOffer, error) {
 	now := s.Now()
 	var due []Offer
@@ -271,6 +275,9 @@ func (s *Store) ExpireOffers(ctx context.Context) ([]ExpiredOffer, error) {
 	for _, o := range due {
 		var away bool
 		err := s.tx(ctx, func(tx *gorm.DB) error {
+			if err := lockAgent(tx, o.AgentID); err != nil {
+				return err
+			}
 			res := tx.Model(&Offer{}).Where("id = ? AND status = ?", o.ID, OfferPending).
 				Updates(map[string]any{"status": OfferExpired, "answered_at": now})
 			if res.Error != nil || res.RowsAffected == 0 {
@@ -313,6 +320,22 @@ func (s *Store) PendingOffer(ctx context.Context, agentID string) (*Offer, error
 		return nil, notFound(err, "offer")
 	}
 	return &o, nil
+}
+
+// lockAgent takes the agent's row lock, first in a transaction that goes
+// on to change their pending offer. Every writer of a pending offer takes
+// its locks in one order, skipping what it does not change: the agent's
+// row, then the offer, then its conversation. (The offer batch moves
+// conversations to offered before it inserts their offers, but only queued
+// ones, which have no pending offer for another writer to hold.) Out of
+// order two of them deadlock on PostgreSQL: an expiry that held the offer
+// and then asked for the agent would wait for an offer batch
+// (createOffersPostgres) holding the agent, whose insert into the partial
+// unique index on pending offers waits for the transaction changing the
+// agent's pending offer. On SQLite a transaction takes the one write lock
+// at BEGIN, and the locking clause is dropped.
+func lockAgent(tx *gorm.DB, agentID string) error {
+	return tx.Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).Select("id").Where("id = ?", agentID).Find(&[]Agent{}).Error
 }
 
 // seatFree locks the agent and answers ErrConflict unless they have fewer

@@ -22,6 +22,10 @@ import (
 // a statement that locks an agent row be followed by one that counts the
 // agent's chats and sees every chat committed before the lock.
 
+// lockOfferAgentsSQL locks the agents of a batch of offers ($1), in id
+// order, before createOffersSQL reads or writes anything of theirs.
+const lockOfferAgentsSQL = "SELECT id FROM agents WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+
 // createOffersSQL decides and writes a batch of offers in one statement,
 // once the agents' rows are locked. $1…$8 are the decisions in dispatcher
 // order, $9 is now. A decision is made only if its agent is still approved,
@@ -87,7 +91,7 @@ func (s *Store) createOffersPostgres(ctx context.Context, in []NewOffer) ([]Offe
 	missing := false
 	err := s.withPgxConn(ctx, func(conn *pgx.Conn) error {
 		b := &pgx.Batch{}
-		b.Queue("SELECT id FROM agents WHERE id = ANY($1) ORDER BY id FOR UPDATE", lock)
+		b.Queue(lockOfferAgentsSQL, lock)
 		b.Queue(createOffersSQL, ids, convs, agents, pays, surges, currencies, explanations, expires, now)
 		b.Queue(createOffersRequeueSQL, convs, now)
 		br := conn.SendBatch(ctx, b)

@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"reflect"
@@ -342,49 +343,77 @@ func TestAcceptRacingCreateOffers(t *testing.T) {
 	})
 }
 
+// inFlight is a PostgreSQL transaction of the test's own, on a connection
+// of its own, run statement by statement: another writer in flight, which
+// the test stops between two of its statements.
+type inFlight struct {
+	t   *testing.T
+	db  *modeltest.DB
+	tx  *sql.Tx
+	pid int // its backend, to find who waits for it
+}
+
+func beginInFlight(t *testing.T, db *modeltest.DB) *inFlight {
+	t.Helper()
+	sqlDB, err := db.Store.DB.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := sqlDB.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	f := &inFlight{t: t, db: db, tx: tx}
+	if err := tx.QueryRow("SELECT pg_backend_pid()").Scan(&f.pid); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// exec runs one statement, which does what says.
+func (f *inFlight) exec(what, query string, args ...any) {
+	f.t.Helper()
+	if _, err := f.tx.Exec(query, args...); err != nil {
+		f.t.Fatalf("in-flight transaction: %s: %v", what, err)
+	}
+}
+
+// waitBlocked returns once another session waits for a lock the
+// transaction holds.
+func (f *inFlight) waitBlocked() {
+	f.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		var n int
+		if err := f.db.Store.DB.Raw("SELECT count(*) FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))", f.pid).Scan(&n).Error; err != nil {
+			f.t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+	}
+	f.t.Fatal("nothing waited for the in-flight transaction")
+}
+
+func (f *inFlight) commit() {
+	f.t.Helper()
+	if err := f.tx.Commit(); err != nil {
+		f.t.Fatalf("in-flight transaction: commit: %v", err)
+	}
+}
+
 // holdAgentLock starts a PostgreSQL transaction that locks the agent's row
 // and runs stmts, as an accept or a capacity change in flight would. It
 // returns a function that waits until another session is blocked behind it
 // and a function that commits it.
 func holdAgentLock(t *testing.T, db *modeltest.DB, agentID string, stmts ...string) (waitBlocked func(), commit func()) {
 	t.Helper()
-	tx := db.Store.DB.Begin()
-	if tx.Error != nil {
-		t.Fatal(tx.Error)
-	}
-	t.Cleanup(func() { tx.Rollback() })
-	var pid int
-	if err := tx.Raw("SELECT pg_backend_pid()").Scan(&pid).Error; err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Exec("SELECT 1 FROM agents WHERE id = ? FOR UPDATE", agentID).Error; err != nil {
-		t.Fatal(err)
-	}
+	f := beginInFlight(t, db)
+	f.exec("lock the agent", "SELECT 1 FROM agents WHERE id = $1 FOR UPDATE", agentID)
 	for _, s := range stmts {
-		if err := tx.Exec(s).Error; err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
+		f.exec(s, s)
 	}
-	waitBlocked = func() {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			var n int
-			if err := db.Store.DB.Raw("SELECT count(*) FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))", pid).Scan(&n).Error; err != nil {
-				t.Fatal(err)
-			}
-			if n > 0 {
-				return
-			}
-		}
-		t.Fatal("nothing waited for the agent's row lock")
-	}
-	commit = func() {
-		t.Helper()
-		if err := tx.Commit().Error; err != nil {
-			t.Fatal(err)
-		}
-	}
-	return waitBlocked, commit
+	return f.waitBlocked, f.commit
 }
 
 // An offer pass that waits for the agent's row while an accept fills their
@@ -452,5 +481,233 @@ func TestAcceptOfferCountsSeatsAfterLock(t *testing.T) {
 	}
 	if got := convStatus(t, db, c.ID); got != models.ConvOffered {
 		t.Fatalf("conversation is %s; want still offered", got)
+	}
+}
+
+// checkOffers fails unless the pending offers and the offered
+// conversations agree: at most one pending offer per conversation and per
+// agent, every pending offer's conversation offered, and every offered
+// conversation with its pending offer.
+func checkOffers(tb testing.TB, db *modeltest.DB) {
+	tb.Helper()
+	for _, c := range []struct{ what, query string }{
+		{"conversations with two pending offers", `SELECT count(*) FROM (SELECT conversation_id FROM offers
+			WHERE status = 'pending' GROUP BY conversation_id HAVING count(*) > 1) x`},
+		{"agents with two pending offers", `SELECT count(*) FROM (SELECT agent_id FROM offers
+			WHERE status = 'pending' GROUP BY agent_id HAVING count(*) > 1) x`},
+		{"pending offers of conversations not offered", `SELECT count(*) FROM offers o
+			JOIN conversations c ON c.id = o.conversation_id WHERE o.status = 'pending' AND c.status <> 'offered'`},
+		{"offered conversations without a pending offer", `SELECT count(*) FROM conversations c
+			WHERE c.status = 'offered' AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.conversation_id = c.id AND o.status = 'pending')`},
+	} {
+		var n int64
+		if err := db.Store.DB.Raw(c.query).Scan(&n).Error; err != nil {
+			tb.Fatalf("count %s: %v", c.what, err)
+		}
+		if n != 0 {
+			tb.Errorf("%s: %d; want 0", c.what, n)
+		}
+	}
+}
+
+func offerStatus(tb testing.TB, db *modeltest.DB, id string) string {
+	tb.Helper()
+	o, err := db.Store.Offer(context.Background(), id)
+	if err != nil {
+		tb.Fatalf("Offer(%s): %v", id, err)
+	}
+	return o.Status
+}
+
+// The sweep's expiry, the agent's decline of the same offer and an offer
+// pass for the same agent race, round after round: none of them fails (the
+// decline may find the offer expired already) and the offers stay
+// consistent with the conversations.
+func TestExpireOffersRacingOfferWriters(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		rounds := 50
+		if db.Name == "sqlite" {
+			rounds = 10 // one writer at a time: this checks the outcome, not the locks
+		}
+		for i := range rounds {
+			x := f.escalate(t, fmt.Sprintf("x%d", i))
+			o := f.offer(t, x)
+			y := f.escalate(t, fmt.Sprintf("y%d", i))
+			db.Clock.Advance(21 * time.Second) // o is due
+			var wg sync.WaitGroup
+			var expireErr, declineErr, offerErr error
+			wg.Add(3)
+			go func() { defer wg.Done(); _, expireErr = db.Store.ExpireOffers(ctx) }()
+			go func() { defer wg.Done(); _, declineErr = db.Store.DeclineOffer(ctx, f.agent.ID, o.ID, "busy") }()
+			go func() {
+				defer wg.Done()
+				_, offerErr = db.Store.CreateOffers(ctx, []models.NewOffer{f.offerTo(y, f.agent)})
+			}()
+			wg.Wait()
+			if expireErr != nil || offerErr != nil || (declineErr != nil && !errors.Is(declineErr, models.ErrConflict)) {
+				t.Fatalf("round %d: expire %v, decline %v, offers %v; want no error but a decline's conflict", i, expireErr, declineErr, offerErr)
+			}
+			checkOffers(t, db)
+			status := offerStatus(t, db, o.ID)
+			a, err := db.Store.Agent(ctx, f.agent.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case status == models.OfferExpired && declineErr != nil && a.MissedOffers == 1:
+			case status == models.OfferDeclined && declineErr == nil && a.MissedOffers == 0:
+			default:
+				t.Fatalf("round %d: offer %s, decline %v, agent missed %d; want expired (a miss, the decline refused) or declined (no miss)",
+					i, status, declineErr, a.MissedOffers)
+			}
+			if got := convStatus(t, db, x.ID); got != models.ConvQueued {
+				t.Fatalf("round %d: x is %s; want queued", i, got)
+			}
+			for _, c := range []*models.Conversation{x, y} {
+				if _, err := db.Store.CancelConversation(ctx, f.brand.ID, c.ID, "next round"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.Store.SetPresence(ctx, f.agent.ID, models.PresenceOnline); err != nil { // clears the miss
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// The offer batch locks its agents' rows and then inserts their offers; an
+// insert waits for an agent's pending offer that another transaction is
+// changing (the partial unique index on pending offers). So a writer that
+// changed the agent's pending offer and then asked for the agent's row
+// would deadlock with it. Each writer here runs while a batch holds the
+// agent's row, and the batch inserts once the writer waits for it: the
+// writer must have waited before touching the offer, and both succeed.
+func TestOfferWritersWaitForOfferBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		after  time.Duration // from the offer to the write
+		write  func(ctx context.Context, f *liveFixture, o *models.Offer) error
+		offer  string // the offer's status afterwards
+		conv   string // its conversation's
+		missed int    // the agent's run of missed offers
+	}{
+		{"ExpireOffers", 21 * time.Second, func(ctx context.Context, f *liveFixture, o *models.Offer) error {
+			_, err := f.db.Store.ExpireOffers(ctx)
+			return err
+		}, models.OfferExpired, models.ConvQueued, 1},
+		{"DeclineOffer", 0, func(ctx context.Context, f *liveFixture, o *models.Offer) error {
+			_, err := f.db.Store.DeclineOffer(ctx, f.agent.ID, o.ID, "busy")
+			return err
+		}, models.OfferDeclined, models.ConvQueued, 0},
+		{"AcceptOffer", 0, func(ctx context.Context, f *liveFixture, o *models.Offer) error {
+			_, _, err := f.db.Store.AcceptOffer(ctx, f.agent.ID, o.ID)
+			return err
+		}, models.OfferAccepted, models.ConvActive, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := modeltest.Postgres(t)
+			f := newLiveFixture(t, db)
+			ctx := context.Background()
+			x := f.escalate(t, "x")
+			o := f.offer(t, x)
+			y := f.escalate(t, "y")
+			db.Clock.Advance(tc.after)
+
+			batch := beginInFlight(t, db)
+			batch.exec("lock the agents", models.LockOfferAgentsSQL, []string{f.agent.ID})
+			done := make(chan error, 1)
+			go func() { done <- tc.write(ctx, f, o) }()
+			batch.waitBlocked()
+			now, n := db.Clock.Now(), f.offerTo(y, f.agent)
+			batch.exec("make the offers", models.CreateOffersSQL, []string{models.NewID()}, []string{y.ID}, []string{f.agent.ID},
+				[]int64{n.PayMinor}, []int64{n.SurgeMinor}, []string{n.Currency}, []string{n.Explanation}, []time.Time{now.Add(n.Timeout)}, now)
+			batch.exec("requeue", models.CreateOffersRequeueSQL, []string{y.ID}, now)
+			batch.commit()
+			if err := <-done; err != nil {
+				t.Fatalf("%s while an offer batch held the agent: %v; want success", tc.name, err)
+			}
+
+			checkOffers(t, db)
+			if got := offerStatus(t, db, o.ID); got != tc.offer {
+				t.Errorf("offer is %s; want %s", got, tc.offer)
+			}
+			if got := convStatus(t, db, x.ID); got != tc.conv {
+				t.Errorf("x is %s; want %s", got, tc.conv)
+			}
+			// The batch met the agent's offer, still pending when it ran.
+			if got := convStatus(t, db, y.ID); got != models.ConvQueued {
+				t.Errorf("y is %s; want queued", got)
+			}
+			if a, _ := db.Store.Agent(ctx, f.agent.ID); a.MissedOffers != tc.missed {
+				t.Errorf("agent missed %d offers; want %d", a.MissedOffers, tc.missed)
+			}
+		})
+	}
+}
+
+// An expiry (as a decline or an accept) holds the agent's row, then the
+// offer, then the conversation. So a writer that changed the conversation
+// and then asked for its pending offer would deadlock with it. Each writer
+// here runs while an expiry holds the agent and the offer, and the expiry
+// requeues the conversation once the writer waits for it: the writer must
+// have waited before touching the conversation, and both succeed.
+func TestConversationWritersWaitForExpiry(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // from the offer to the write
+		write func(ctx context.Context, f *liveFixture, c *models.Conversation) error
+		conv  string // the conversation's status afterwards
+	}{
+		{"CancelConversation", 0, func(ctx context.Context, f *liveFixture, c *models.Conversation) error {
+			_, err := f.db.Store.CancelConversation(ctx, f.brand.ID, c.ID, "left")
+			return err
+		}, models.ConvAbandoned},
+		{"AbandonOverdue", 901 * time.Second, func(ctx context.Context, f *liveFixture, c *models.Conversation) error {
+			done, rescinded, err := f.db.Store.AbandonOverdue(ctx)
+			if err == nil && (len(done) != 1 || len(rescinded) != 0) {
+				err = fmt.Errorf("abandoned %d, rescinded %d offers; want 1 and 0 (the offer expired)", len(done), len(rescinded))
+			}
+			return err
+		}, models.ConvAbandoned},
+		{"LapsePresence", 31 * time.Second, func(ctx context.Context, f *liveFixture, c *models.Conversation) error {
+			r, err := f.db.Store.LapsePresence(ctx, 30*time.Second, time.Hour)
+			if err == nil && len(r.Withdrawn) != 0 {
+				err = fmt.Errorf("withdrew %d offers; want none (the offer expired)", len(r.Withdrawn))
+			}
+			return err
+		}, models.ConvQueued},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := modeltest.Postgres(t)
+			f := newLiveFixture(t, db)
+			ctx := context.Background()
+			x := f.escalate(t, "x")
+			o := f.offer(t, x)
+			db.Clock.Advance(tc.after)
+
+			expiry := beginInFlight(t, db)
+			now := db.Clock.Now()
+			expiry.exec("lock the agent", "SELECT 1 FROM agents WHERE id = $1 FOR NO KEY UPDATE", f.agent.ID)
+			expiry.exec("expire the offer", "UPDATE offers SET status = 'expired', answered_at = $2 WHERE id = $1 AND status = 'pending'", o.ID, now)
+			done := make(chan error, 1)
+			go func() { done <- tc.write(ctx, f, x) }()
+			expiry.waitBlocked()
+			expiry.exec("requeue", "UPDATE conversations SET status = 'queued', updated_at = $2 WHERE id = $1 AND status = 'offered'", x.ID, now)
+			expiry.exec("count the miss", "UPDATE agents SET missed_offers = missed_offers + 1 WHERE id = $1", f.agent.ID)
+			expiry.commit()
+			if err := <-done; err != nil {
+				t.Fatalf("%s while an expiry held the offer: %v; want success", tc.name, err)
+			}
+
+			checkOffers(t, db)
+			if got := offerStatus(t, db, o.ID); got != models.OfferExpired {
+				t.Errorf("offer is %s; want expired", got)
+			}
+			if got := convStatus(t, db, x.ID); got != tc.conv {
+				t.Errorf("x is %s; want %s", got, tc.conv)
+			}
+		})
 	}
 }
