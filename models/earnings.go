@@ -72,6 +72,12 @@ func (s *Store) resolveTx(ctx context.Context, agentID, convID, note string) (*C
 	var e *Earning
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		now := s.Now()
+		// The agent's row before the conversation's, as the presence
+		// lapse and suspension take them when they re-queue the agent's
+		// chats (see lockAgent).
+		if err := lockAgent(tx, agentID); err != nil {
+			return err
+		}
 		res := tx.Raw("UPDATE conversations SET status = ?, resolved_at = ?, resolution_note = ?, updated_at = ? WHERE id = ? AND agent_id = ? AND status = ? RETURNING *",
 			ConvResolved, now, note, now, convID, agentID, ConvActive).Scan(&c)
 		if res.Error != nil {
@@ -134,7 +140,11 @@ func (s *Store) resolveTx(ctx context.Context, agentID, convID, note string) (*C
 // write), with updated_at where resolveTx's updates set it. The
 // conversation is updated only together with its accepted offer and a fee
 // in force, so the statement changes all or nothing; nothing is a nil
-// conversation and no error, for resolveTx to find out why.
+// conversation and no error, for resolveTx to find out why. The agent's
+// row is locked first (lk, which pay joins, so it runs before the update
+// takes the conversation's row): the presence lapse and suspension lock the
+// agent, then re-queue their chats, and the other order would deadlock
+// with them (see lockAgent).
 func (s *Store) resolveOneStatement(ctx context.Context, agentID, convID, note string) (*Conversation, *Earning, error) {
 	sqlDB, err := s.DB.DB()
 	if err != nil {
@@ -143,9 +153,11 @@ func (s *Store) resolveOneStatement(ctx context.Context, agentID, convID, note s
 	now := s.Now()
 	e := &Earning{ID: NewID(), ConversationID: convID, AgentID: agentID, Status: EarningHeld, CreatedAt: now}
 	rows, err := sqlDB.QueryContext(ctx, `
-WITH pay AS (
+WITH lk AS MATERIALIZED (
+    SELECT id FROM agents WHERE id = $3 FOR NO KEY UPDATE
+), pay AS (
     SELECT o.pay_minor, o.surge_minor, o.pay_minor + o.surge_minor AS gross, o.currency, f.basis_points
-    FROM offers o,
+    FROM lk, offers o,
         (SELECT basis_points FROM platform_fees WHERE effective_at <= $1 ORDER BY effective_at DESC LIMIT 1) f
     WHERE o.conversation_id = $2 AND o.agent_id = $3 AND o.status = 'accepted'
     ORDER BY o.answered_at DESC LIMIT 1

@@ -267,3 +267,58 @@ func TestResolveConversationConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// A resolve waits for the agent's row before it touches the conversation,
+// as the presence lapse and suspension lock the agent and then re-queue
+// their chats: with the conversation first, a resolve and a lapse of the
+// same agent deadlocked (PostgreSQL aborts one with 40P01). The lapse here
+// is run by hand, stopping once the resolve waits for it.
+func TestResolveWaitsForAgentLock(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		requeue bool // the lapse re-queues the chat (its grace ran out)
+	}{
+		{"lapse requeues the chat", true},
+		{"lapse leaves the chat", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := modeltest.Postgres(t)
+			f := newLiveFixture(t, db)
+			ctx := context.Background()
+			c := f.activeChat(t, "x", 450, 0)
+
+			lapse := beginInFlight(t, db)
+			lapse.exec("set the agent offline", "UPDATE agents SET presence = 'offline' WHERE id = $1", f.agent.ID)
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := db.Store.ResolveConversation(ctx, f.agent.ID, c.ID, "done")
+				done <- err
+			}()
+			lapse.waitBlocked()
+			if tc.requeue {
+				lapse.exec("re-queue the agent's chats", "UPDATE conversations SET status = 'queued', agent_id = NULL, assigned_at = NULL WHERE agent_id = $1 AND status = 'active'", f.agent.ID)
+			}
+			lapse.commit()
+			err := <-done
+			want := models.ConvResolved
+			if tc.requeue {
+				want = models.ConvQueued
+				if !errors.Is(err, models.ErrNotFound) { // no longer the agent's chat
+					t.Fatalf("resolve of a chat the lapse re-queued: %v; want ErrNotFound", err)
+				}
+			} else if err != nil {
+				t.Fatalf("resolve after the lapse: %v; want success", err)
+			}
+			if got := convStatus(t, db, c.ID); got != want {
+				t.Errorf("conversation is %s; want %s", got, want)
+			}
+			wantEarnings := int64(1)
+			if tc.requeue {
+				wantEarnings = 0
+			}
+			if n := count(t, db, "earnings", ""); n != wantEarnings {
+				t.Errorf("earnings = %d; want %d", n, wantEarnings)
+			}
+		})
+	}
+}

@@ -332,8 +332,11 @@ func (s *Store) PendingOffer(ctx context.Context, agentID string) (*Offer, error
 // and then asked for the agent would wait for an offer batch
 // (createOffersPostgres) holding the agent, whose insert into the partial
 // unique index on pending offers waits for the transaction changing the
-// agent's pending offer. On SQLite a transaction takes the one write lock
-// at BEGIN, and the locking clause is dropped.
+// agent's pending offer. The agent's chats in progress follow the same
+// rule: the presence lapse and suspension lock the agent and then re-queue
+// their chats, so a resolve locks the agent before its conversation. On
+// SQLite a transaction takes the one write lock at BEGIN, and the locking
+// clause is dropped.
 func lockAgent(tx *gorm.DB, agentID string) error {
 	return tx.Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).Select("id").Where("id = ?", agentID).Find(&[]Agent{}).Error
 }
