@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -115,6 +117,45 @@ func TestBoardFollowsEvents(t *testing.T) {
 		w.ts.srv.board.mu.Unlock()
 		if !touched {
 			t.Fatal("a peer's conversation event did not touch its agent")
+		}
+	})
+}
+
+// An offer pass reads the queue a page at a time, sized by the free seats,
+// and reads on while free agents are left that nothing read so far suits:
+// a conversation behind a long head of ones nobody online can take is
+// offered in the same pass.
+func TestOfferPassReadsPastUnsuitableHead(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w := newLiveWorld(t, db, apiHighRate)
+		ctx := context.Background()
+		tom := dialLive(t, w.ts, w.tomC, "/ws/agent")
+		tom.next("hello")
+		tom.send("presence", map[string]any{"status": "online", "capacity": 1})
+		tom.next("presence")
+		// More German chats than the first page holds (Tom speaks English
+		// only), then one he can take.
+		head := queuePageMin*2 + 3
+		for i := range head {
+			body := fmt.Sprintf(`{"external_id": "de-%d", "customer": {"name": "Ada"}, "language": "de", "skills": ["billing"],
+				"summary": "Doppelt belastet", "reason": "asked for a human"}`, i)
+			res := w.postEscalation(t, body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusCreated {
+				t.Fatalf("escalation de-%d = %d; want 201", i, res.StatusCode)
+			}
+		}
+		want := w.escalate(t, "en-1")
+		if err := w.ts.srv.offerQueued(ctx); err != nil {
+			t.Fatal(err)
+		}
+		card := decodeInto[offerCard](t, tom.next("offer"))
+		if card.ConversationID != want.ID {
+			t.Fatalf("Tom was offered %s; want the English chat %s", card.ConversationID, want.ID)
+		}
+		queued, err := db.Store.QueuedConversations(ctx, 1000)
+		if err != nil || len(queued) != head {
+			t.Fatalf("queued after the pass = %d, %v; want the %d German chats", len(queued), err, head)
 		}
 	})
 }

@@ -279,66 +279,115 @@ func (s *Server) maintain(ctx context.Context) error {
 	return err
 }
 
+// Offer passes read the queue a page at a time. The first page holds
+// queuePagePerSeat conversations per free seat on the board (at least
+// queuePageMin); the next, twice as many, is read only while free agents
+// are left whom nothing read so far suits; a pass reads at most
+// queuePassMax. So a long queue (a burst, too few agents) costs each pass
+// what it can offer, not the whole queue: passes run on every event, and
+// with the queue read whole each one cost more the longer the queue grew,
+// which is when the dispatcher can least afford it.
+const (
+	queuePagePerSeat = 4
+	queuePageMin     = 32
+	queuePassMax     = 1000
+)
+
+// freeSeats counts the candidates an offer can go to (matching.Assign's
+// pool): online, approved, a seat free and no offer pending.
+func freeSeats(cands []matching.Candidate) int {
+	n := 0
+	for i := range cands {
+		c := &cands[i]
+		if c.Approved && c.Presence == matching.PresenceOnline && c.Active < c.Capacity && !c.HasPendingOffer {
+			n++
+		}
+	}
+	return n
+}
+
 // offerQueued offers queued conversations, greedily in queue order.
 func (s *Server) offerQueued(ctx context.Context) error {
-	queued, err := s.ds.QueuedConversations(ctx, 1000)
-	if err != nil || len(queued) == 0 {
-		return err
-	}
-	// Nobody online: no offer to make, so no brands or history to read
-	// (a queue that grows overnight would cost them on every wake).
+	// Nobody free (nobody online, or every seat taken or offered): no
+	// offer to make, so nothing to read.
 	cands, release, err := s.boardAgents(ctx)
 	if err != nil {
 		return err
 	}
-	online := len(cands)
+	free := freeSeats(cands)
 	release()
-	if online == 0 {
+	if free == 0 {
 		return nil
 	}
-	queue := make([]matching.Conversation, len(queued))
-	byID := map[string]*models.Conversation{}
-	brandIDs := map[string]bool{}
-	convIDs := make([]string, len(queued))
-	for i := range queued {
-		queue[i] = matchConv(&queued[i])
-		byID[queued[i].ID] = &queued[i]
-		brandIDs[queued[i].BrandID] = true
-		convIDs[i] = queued[i].ID
-	}
-	ids := make([]string, 0, len(brandIDs))
-	for id := range brandIDs {
-		ids = append(ids, id)
-	}
-	// The brands and the offer history are read side by side: the pass
-	// waits for one round trip instead of two.
-	var brands map[string]*models.Brand
-	var history map[string]map[string]time.Time
-	var reads errgroup.Group
-	reads.Go(func() (err error) { brands, err = s.ds.Brands(ctx, ids); return err })
-	reads.Go(func() (err error) { history, err = s.ds.OfferHistory(ctx, convIDs); return err })
-	if err := reads.Wait(); err != nil {
-		return err
-	}
-	rules := map[string]matching.Rules{}
-	for id, b := range brands {
-		rules[id] = matchRules(b)
-	}
+	var queued []models.Conversation
+	brands := map[string]*models.Brand{}
 	rel := &matching.Relations{}
-	for convID, m := range history {
-		for agentID, at := range m {
-			rel.AddOffer(convID, agentID, at)
+	rules := map[string]matching.Rules{}
+	var assigned []matching.Assignment
+	for limit := min(max(queuePagePerSeat*free, queuePageMin), queuePassMax); ; limit = min(2*limit, queuePassMax-len(queued)) {
+		var after *models.Conversation
+		if len(queued) > 0 {
+			after = &queued[len(queued)-1]
+		}
+		page, err := s.ds.QueuedConversationsAfter(ctx, after, limit)
+		if err != nil {
+			return err
+		}
+		queued = append(queued, page...)
+		if len(page) == 0 {
+			break
+		}
+		var newBrands []string
+		convIDs := make([]string, len(page))
+		for i := range page {
+			convIDs[i] = page[i].ID
+			if _, ok := brands[page[i].BrandID]; !ok && !slices.Contains(newBrands, page[i].BrandID) {
+				newBrands = append(newBrands, page[i].BrandID)
+			}
+		}
+		// The page's brands and offer history are read side by side: the
+		// pass waits for one round trip instead of two.
+		var got map[string]*models.Brand
+		var history map[string]map[string]time.Time
+		var reads errgroup.Group
+		if len(newBrands) > 0 {
+			reads.Go(func() (err error) { got, err = s.ds.Brands(ctx, newBrands); return err })
+		}
+		reads.Go(func() (err error) { history, err = s.ds.OfferHistory(ctx, convIDs); return err })
+		if err := reads.Wait(); err != nil {
+			return err
+		}
+		for id, b := range got {
+			brands[id] = b
+			rules[id] = matchRules(b)
+		}
+		for convID, m := range history {
+			for agentID, at := range m {
+				rel.AddOffer(convID, agentID, at)
+			}
+		}
+		queue := make([]matching.Conversation, len(queued))
+		for i := range queued {
+			queue[i] = matchConv(&queued[i])
+		}
+		// The board again, with what changed during those reads, released
+		// right after Assign: readers hold it only for pure computation,
+		// never across a read or the board's lock.
+		cands, release, err = s.boardAgents(ctx)
+		if err != nil {
+			return err
+		}
+		assigned = matching.Assign(s.ds.Now(), queue, rules, cands, rel)
+		free = freeSeats(cands)
+		release()
+		if len(page) < limit || len(assigned) >= free || len(queued) >= queuePassMax {
+			break // the queue's end, every free agent placed, or enough for one pass
 		}
 	}
-	// The board again, with what changed during those reads, released
-	// right after Assign: readers hold it only for pure computation, never
-	// across a read or the board's lock.
-	cands, release, err = s.boardAgents(ctx)
-	if err != nil {
-		return err
+	byID := make(map[string]*models.Conversation, len(queued))
+	for i := range queued {
+		byID[queued[i].ID] = &queued[i]
 	}
-	assigned := matching.Assign(s.ds.Now(), queue, rules, cands, rel)
-	release()
 	var batch []models.NewOffer
 	whys := make(map[string]string, len(assigned)) // by conversation: the card's sentence, without decoding the stored JSON again
 	for _, a := range assigned {

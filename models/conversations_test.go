@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -747,6 +748,71 @@ func TestQueuePlaces(t *testing.T) {
 		}
 		if _, _, err := st.ConversationPlaced(ctx, "nope"); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("unknown conversation: %v; want ErrNotFound", err)
+		}
+	})
+}
+
+// Paging through the queue by keys gives the queue in dispatch order, page
+// by page, with ties in priority and time queued broken by id.
+func TestQueuedConversationsAfter(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		st := db.Store
+		skills, err := st.Skills(ctx, f.brand.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, prio := range []int{0, 5, 0, 5, 0, 1, 0, 5, 0} {
+			if i%3 != 2 { // some share their time queued
+				db.Clock.Advance(time.Millisecond)
+			}
+			p := prio
+			if _, err := st.EscalatePlaced(ctx, f.brand.ID, skills, models.Escalation{ExternalID: fmt.Sprintf("q%d", i),
+				Language: "en", Skills: []string{"billing"}, Priority: &p}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := st.QueuedConversations(ctx, 100)
+		if err != nil || len(all) != 9 {
+			t.Fatalf("QueuedConversations = %d, %v; want 9", len(all), err)
+		}
+		// An offered conversation leaves the queue.
+		f.offer(t, &all[4])
+		all = slices.Delete(all, 4, 5)
+		for i := 1; i < len(all); i++ {
+			a, b := all[i-1], all[i]
+			if a.Priority < b.Priority || (a.Priority == b.Priority && (a.QueuedAt.After(b.QueuedAt) ||
+				(a.QueuedAt.Equal(b.QueuedAt) && a.ID > b.ID))) {
+				t.Fatalf("queue out of dispatch order at %d: %+v before %+v", i, a, b)
+			}
+		}
+		for _, limit := range []int{1, 2, 3, 8, 20} {
+			var paged []string
+			var after *models.Conversation
+			for {
+				page, err := st.QueuedConversationsAfter(ctx, after, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(page) > limit {
+					t.Fatalf("limit %d: a page of %d", limit, len(page))
+				}
+				for _, c := range page {
+					paged = append(paged, c.ID)
+				}
+				if len(page) < limit {
+					break
+				}
+				after = &page[len(page)-1]
+			}
+			want := make([]string, len(all))
+			for i, c := range all {
+				want[i] = c.ID
+			}
+			if !slices.Equal(paged, want) {
+				t.Errorf("limit %d: paged %v; want %v", limit, paged, want)
+			}
 		}
 	})
 }

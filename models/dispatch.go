@@ -196,13 +196,25 @@ func textArray(ids []string) pgtype.Array[string] {
 // QueuedConversations returns the first conversations waiting for an
 // offer in dispatch order (priority, then time waiting).
 func (s *Store) QueuedConversations(ctx context.Context, limit int) ([]Conversation, error) {
+	return s.QueuedConversationsAfter(ctx, nil, limit)
+}
+
+// QueuedConversationsAfter returns the next limit queued conversations in
+// dispatch order after the conversation after (nil: from the head of the
+// queue), so a reader can page through the queue by keys, however long.
+func (s *Store) QueuedConversationsAfter(ctx context.Context, after *Conversation, limit int) ([]Conversation, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
 	var out []Conversation
 	// The status is a literal, so a prepared plan can use the partial
 	// index on queued conversations (migration 0004).
-	return out, s.DB.WithContext(ctx).Where("status = '" + ConvQueued + "'").Order("priority DESC, queued_at, id").Limit(limit).Find(&out).Error
+	q := s.DB.WithContext(ctx).Where("status = '" + ConvQueued + "'")
+	if after != nil {
+		q = q.Where("(priority < @p OR (priority = @p AND (queued_at > @q OR (queued_at = @q AND id > @id))))",
+			map[string]any{"p": after.Priority, "q": after.QueuedAt, "id": after.ID})
+	}
+	return out, q.Order("priority DESC, queued_at, id").Limit(limit).Find(&out).Error
 }
 
 // QueuePosition is the conversation's place among its brand's waiting
