@@ -2,10 +2,12 @@ package app
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/handoffhq/handoff/models"
+	"golang.org/x/sync/singleflight"
 )
 
 // ttlCache keeps values read from the database for a short while, for the
@@ -13,11 +15,17 @@ import (
 // may lag a change by the TTL. Nothing that decides an offer, an accept or
 // money reads through it. A TTL of zero turns it off (tests), and it holds
 // at most cacheMaxEntries, starting afresh when full.
+//
+// Readers that miss the same key at once share one load: when an entry
+// expires under load, every request in flight would otherwise read the
+// database for it, and the slower those reads, the more requests miss.
 type ttlCache[V any] struct {
-	mu  sync.Mutex
-	ttl time.Duration
-	now func() time.Time // time.Now unless a test sets it
-	m   map[string]cacheEntry[V]
+	mu    sync.Mutex
+	ttl   time.Duration
+	now   func() time.Time // time.Now unless a test sets it
+	m     map[string]cacheEntry[V]
+	gen   uint64 // bumped by forget: a load begun before a change is not shared or kept after it
+	loads singleflight.Group
 }
 
 type cacheEntry[V any] struct {
@@ -37,21 +45,34 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Con
 	}
 	c.mu.Lock()
 	e, ok := c.m[key]
+	gen := c.gen
 	c.mu.Unlock()
 	if ok && now.Sub(e.at) < c.ttl {
 		return e.v, nil
 	}
-	v, err := load(ctx, key)
+	// The shared load must not fail because the reader who started it
+	// went away.
+	shared := context.WithoutCancel(ctx)
+	r, err, _ := c.loads.Do(strconv.FormatUint(gen, 10)+"\x00"+key, func() (any, error) {
+		v, err := load(shared, key)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		if c.gen == gen {
+			if c.m == nil || len(c.m) >= cacheMaxEntries {
+				c.m = map[string]cacheEntry[V]{}
+			}
+			c.m[key] = cacheEntry[V]{at: now, v: v}
+		}
+		c.mu.Unlock()
+		return v, nil
+	})
 	if err != nil {
-		return v, err
+		var zero V
+		return zero, err
 	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= cacheMaxEntries {
-		c.m = map[string]cacheEntry[V]{}
-	}
-	c.m[key] = cacheEntry[V]{at: now, v: v}
-	c.mu.Unlock()
-	return v, nil
+	return r.(V), nil
 }
 
 // forget drops a key, after a change made here, so this instance reads it
@@ -59,6 +80,7 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Con
 func (c *ttlCache[V]) forget(key string) {
 	c.mu.Lock()
 	delete(c.m, key)
+	c.gen++
 	c.mu.Unlock()
 }
 

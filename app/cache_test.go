@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/handoffhq/handoff/models"
@@ -136,6 +139,67 @@ func TestHeadcountsPerKindOfConversation(t *testing.T) {
 		}
 		if n := eligible("chat-4", "en", "billing"); n != 2 {
 			t.Fatalf("English billing again: %d eligible; want 2", n)
+		}
+	})
+}
+
+// Readers that miss one key at once share one load; a forget during a load
+// makes the next reader load afresh instead of sharing the older read.
+func TestTTLCacheSharesLoads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		var loads atomic.Int32
+		release := make(chan struct{})
+		load := func(_ context.Context, key string) (string, error) {
+			n := loads.Add(1)
+			<-release
+			return fmt.Sprintf("%s#%d", key, n), nil
+		}
+		c := &ttlCache[string]{ttl: time.Second}
+		const readers = 20
+		got := make([]string, readers)
+		var wg sync.WaitGroup
+		for i := range readers {
+			wg.Go(func() {
+				v, err := c.get(ctx, "a", load)
+				if err != nil {
+					t.Error(err)
+				}
+				got[i] = v
+			})
+		}
+		synctest.Wait() // every reader is waiting: one in the load, the rest for it
+		if n := loads.Load(); n != 1 {
+			t.Fatalf("%d readers missing one key started %d loads; want 1", readers, n)
+		}
+		close(release)
+		wg.Wait()
+		for i, v := range got {
+			if v != "a#1" {
+				t.Fatalf("reader %d got %q; want the shared load's a#1", i, v)
+			}
+		}
+
+		// A change made here while a load is in flight: readers after it
+		// do not share the load begun before it, and that load is not kept.
+		release = make(chan struct{})
+		c.forget("a")
+		var before, after string
+		wg.Go(func() { before, _ = c.get(ctx, "a", load) })
+		synctest.Wait()
+		c.forget("a")
+		wg.Go(func() { after, _ = c.get(ctx, "a", load) })
+		synctest.Wait()
+		if n := loads.Load(); n != 3 {
+			t.Fatalf("loads = %d; want 3 (the reader after the change loads afresh)", n)
+		}
+		close(release)
+		wg.Wait()
+		if before != "a#2" || after != "a#3" {
+			t.Fatalf("before the change %q, after %q; want a#2 and a#3", before, after)
+		}
+		if v, _ := c.get(ctx, "a", load); v != "a#3" {
+			t.Fatalf("cached %q; want a#3, the load begun after the change", v)
 		}
 	})
 }
