@@ -14,8 +14,14 @@ import (
 // boardFullEvery is how often the dispatcher reads every online agent
 // afresh. Between full reads it re-reads only the agents something
 // happened to (touchAgent), so an offer pass with 1,000 agents online reads
-// a handful of rows instead of all of them.
-const boardFullEvery = time.Second
+// a handful of rows instead of all of them. The sweep makes the full read
+// (refreshBoard), beside the offer passes rather than in one of them: an
+// offer pass reads everyone itself only when the board is missing or
+// boardStaleAfter old (the sweep is late).
+const (
+	boardFullEvery  = time.Second
+	boardStaleAfter = 3 * boardFullEvery
+)
 
 // agentBoard is the offer passes' view of the agents online. It may lag
 // the database (an event another instance has not told us about yet, a
@@ -29,6 +35,13 @@ type agentBoard struct {
 	agents map[string]models.AgentState
 	at     time.Time           // last full read
 	stale  map[string]struct{} // agents to re-read before the next pass
+
+	// While a full read runs (fulls > 0) without the read lock, the
+	// agents re-read meanwhile are noted in reread: the full read's older
+	// rows for them are read again by the next pass.
+	fulls     int
+	reread    map[string]struct{}
+	afterFull func() // tests: runs between a full read and its use
 
 	// What passes and estimates use: the agents within their lease in id
 	// order, as matching candidates. Readers hold use (read) while they
@@ -124,10 +137,16 @@ func (s *Server) boardAgents(ctx context.Context) (cands []matching.Candidate, r
 	b.read.Lock()
 	defer b.read.Unlock()
 	b.mu.Lock()
-	full := b.agents == nil || time.Since(b.at) >= boardFullEvery
+	full := b.agents == nil || time.Since(b.at) >= boardStaleAfter
 	ids := make([]string, 0, len(b.stale))
 	for id := range b.stale {
 		ids = append(ids, id)
+		if b.fulls > 0 {
+			if b.reread == nil {
+				b.reread = map[string]struct{}{}
+			}
+			b.reread[id] = struct{}{}
+		}
 	}
 	// Taken before the read: a touch during it (its change committed
 	// after the read began) stays for the next pass.
@@ -173,11 +192,50 @@ func (s *Server) refreshBoard(ctx context.Context) error {
 	if s.cfg.SnapshotTTL <= 0 {
 		return nil
 	}
-	_, release, err := s.boardAgents(ctx)
-	if err == nil {
-		release()
+	b := &s.board
+	b.mu.Lock()
+	if b.agents == nil || b.fulls > 0 {
+		b.mu.Unlock()
+		// The first read, or another full read running: the usual way.
+		_, release, err := s.boardAgents(ctx)
+		if err == nil {
+			release()
+		}
+		return err
 	}
-	return err
+	b.fulls++
+	b.mu.Unlock()
+	// Read everyone without the read lock, so offer passes go on with
+	// the board as it is (and their re-reads of touched agents) meanwhile.
+	start := time.Now()
+	fresh, err := s.liveAgents(ctx)
+	if b.afterFull != nil {
+		b.afterFull()
+	}
+	b.read.Lock()
+	defer b.read.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fulls--
+	// Agents re-read while this read ran have older rows in it: read
+	// them again.
+	if b.stale == nil {
+		b.stale = map[string]struct{}{}
+	}
+	for id := range b.reread {
+		b.stale[id] = struct{}{}
+	}
+	clear(b.reread)
+	if err != nil {
+		return err
+	}
+	b.agents = make(map[string]models.AgentState, len(fresh))
+	for _, a := range fresh {
+		b.agents[a.ID] = a
+	}
+	b.at = start
+	b.rebuild = true
+	return nil
 }
 
 // boardSnapshot returns the board's candidates as they stand, without
@@ -187,7 +245,7 @@ func (s *Server) refreshBoard(ctx context.Context) error {
 func (s *Server) boardSnapshot() (cands []matching.Candidate, release func(), ok bool) {
 	s.board.mu.Lock()
 	defer s.board.mu.Unlock()
-	if s.board.agents == nil || time.Since(s.board.at) > 3*boardFullEvery {
+	if s.board.agents == nil || time.Since(s.board.at) > boardStaleAfter {
 		return nil, nil, false
 	}
 	cands, release = s.board.views(s.ds.Now())

@@ -79,9 +79,9 @@ func TestBoardFollowsEvents(t *testing.T) {
 		if got := maya.sync(); hasType(got, "offer") {
 			t.Fatal("the board read Maya again without being told; want her left as she was until the full read")
 		}
-		w.ts.srv.board.mu.Lock()
-		w.ts.srv.board.at = time.Now().Add(-boardFullEvery)
-		w.ts.srv.board.mu.Unlock()
+		if err := w.ts.srv.refreshBoard(ctx); err != nil { // the sweep's full read
+			t.Fatal(err)
+		}
 		offer()
 		card = decodeInto[offerCard](t, maya.next("offer"))
 		maya.send("offer.accept", map[string]string{"offer_id": card.OfferID})
@@ -156,6 +156,57 @@ func TestOfferPassReadsPastUnsuitableHead(t *testing.T) {
 		queued, err := db.Store.QueuedConversations(ctx, 1000)
 		if err != nil || len(queued) != head {
 			t.Fatalf("queued after the pass = %d, %v; want the %d German chats", len(queued), err, head)
+		}
+	})
+}
+
+// The sweep's full read runs beside the offer passes: an agent a pass
+// re-reads meanwhile has an older row in the full read, so the next pass
+// reads them again instead of keeping that row.
+func TestFullReadKeepsNewerRereads(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w := newLiveWorld(t, db, func(c *Config) { c.SnapshotTTL = time.Hour })
+		ctx := context.Background()
+		maya := dialLive(t, w.ts, w.mayaC, "/ws/agent")
+		maya.next("hello")
+		maya.send("presence", map[string]any{"status": "online", "capacity": 1})
+		maya.next("presence")
+		capacity := func() int {
+			t.Helper()
+			cands, release, err := w.ts.srv.boardAgents(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			for _, c := range cands {
+				if c.ID == w.maya.ID {
+					return c.Capacity
+				}
+			}
+			t.Fatal("Maya is not on the board")
+			return 0
+		}
+		if got := capacity(); got != 1 {
+			t.Fatalf("capacity on the board = %d; want 1", got)
+		}
+		srv := w.ts.srv
+		srv.board.afterFull = func() {
+			// After the full read, before it is used: Maya takes a second
+			// seat, and a pass re-reads her.
+			if err := db.Store.SetAvailability(ctx, w.maya.ID, models.PresenceOnline, 2); err != nil {
+				t.Error(err)
+			}
+			srv.touchAgent(w.maya.ID)
+			if got := capacity(); got != 2 {
+				t.Errorf("capacity re-read during the full read = %d; want 2", got)
+			}
+		}
+		if err := srv.refreshBoard(ctx); err != nil {
+			t.Fatal(err)
+		}
+		srv.board.afterFull = nil
+		if got := capacity(); got != 2 {
+			t.Fatalf("capacity after the full read = %d; want 2 (the full read's row for Maya is older than the re-read)", got)
 		}
 	})
 }
