@@ -169,17 +169,15 @@ func (s *Server) boardAgents(ctx context.Context) (cands []matching.Candidate, r
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if full {
-		b.agents = make(map[string]models.AgentState, len(fresh))
-		b.at = time.Now()
-		b.rebuild = true
+		b.replace(fresh, time.Now())
 	} else {
 		for _, id := range ids {
 			delete(b.agents, id) // gone offline unless read again below
 			b.changed(id)
 		}
-	}
-	for _, a := range fresh {
-		b.agents[a.ID] = a
+		for _, a := range fresh {
+			b.agents[a.ID] = a
+		}
 	}
 	cands, release = b.views(s.ds.Now())
 	return cands, release, nil
@@ -229,13 +227,19 @@ func (s *Server) refreshBoard(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.agents = make(map[string]models.AgentState, len(fresh))
-	for _, a := range fresh {
+	b.replace(fresh, start)
+	return nil
+}
+
+// replace makes agents the board's whole content, as read at. The caller
+// holds b.mu.
+func (b *agentBoard) replace(agents []models.AgentState, at time.Time) {
+	b.agents = make(map[string]models.AgentState, len(agents))
+	for _, a := range agents {
 		b.agents[a.ID] = a
 	}
-	b.at = start
+	b.at = at
 	b.rebuild = true
-	return nil
 }
 
 // boardSnapshot returns the board's candidates as they stand, without

@@ -294,12 +294,11 @@ const (
 )
 
 // freeSeats counts the candidates an offer can go to (matching.Assign's
-// pool): online, approved, a seat free and no offer pending.
+// pool).
 func freeSeats(cands []matching.Candidate) int {
 	n := 0
 	for i := range cands {
-		c := &cands[i]
-		if c.Approved && c.Presence == matching.PresenceOnline && c.Active < c.Capacity && !c.HasPendingOffer {
+		if cands[i].Offerable() {
 			n++
 		}
 	}
@@ -320,6 +319,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		return nil
 	}
 	var queued []models.Conversation
+	var queue []matching.Conversation // queued, as Assign takes it
 	brands := map[string]*models.Brand{}
 	rel := &matching.Relations{}
 	rules := map[string]matching.Rules{}
@@ -366,9 +366,8 @@ func (s *Server) offerQueued(ctx context.Context) error {
 				rel.AddOffer(convID, agentID, at)
 			}
 		}
-		queue := make([]matching.Conversation, len(queued))
-		for i := range queued {
-			queue[i] = matchConv(&queued[i])
+		for i := range page {
+			queue = append(queue, matchConv(&page[i]))
 		}
 		// The board again, with what changed during those reads, released
 		// right after Assign: readers hold it only for pure computation,

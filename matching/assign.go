@@ -99,8 +99,7 @@ func Assign(now time.Time, queue []Conversation, rulesByBrand map[string]Rules, 
 	// leave them out once rather than 200 times.
 	pool := make([]int, 0, len(cands)) // positions in cands
 	for i := range cands {
-		c := &cands[i]
-		if c.Approved && c.Presence == PresenceOnline && c.Active < c.Capacity && !c.HasPendingOffer {
+		if cands[i].Offerable() {
 			pool = append(pool, i)
 		}
 	}

@@ -102,6 +102,13 @@ type Candidate struct {
 	LastOfferedThis time.Time
 }
 
+// Offerable reports whether an offer can go to the agent at all, whatever
+// the conversation: approved, online, a seat free and no offer pending.
+// Assign leaves the others out of a batch; a pass with none makes no offer.
+func (c *Candidate) Offerable() bool {
+	return c.Approved && c.Presence == PresenceOnline && c.Active < c.Capacity && !c.HasPendingOffer
+}
+
 // Prior of the Bayesian rating: every agent starts as if they already had
 // RatingPriorWeight ratings of RatingPriorMean stars.
 const (

@@ -117,3 +117,24 @@ func TestConversationWaited(t *testing.T) {
 		})
 	}
 }
+
+func TestOfferable(t *testing.T) {
+	free := Candidate{Approved: true, Presence: PresenceOnline, Capacity: 2, Active: 1}
+	for _, tc := range []struct {
+		name string
+		edit func(*Candidate)
+		want bool
+	}{
+		{"free seat", func(*Candidate) {}, true},
+		{"not approved", func(c *Candidate) { c.Approved = false }, false},
+		{"away", func(c *Candidate) { c.Presence = PresenceAway }, false},
+		{"seats full", func(c *Candidate) { c.Active = 2 }, false},
+		{"offer pending", func(c *Candidate) { c.HasPendingOffer = true }, false},
+	} {
+		c := free
+		tc.edit(&c)
+		if got := c.Offerable(); got != tc.want {
+			t.Errorf("%s: Offerable() = %v; want %v", tc.name, got, tc.want)
+		}
+	}
+}
