@@ -144,6 +144,12 @@ func (r *simRun) summary(what string) simSummary {
 		r.t.Fatalf("summary %q: %v", r.stdout.String(), err)
 	}
 	r.t.Logf("%s: %s", what, strings.TrimSpace(r.stdout.String()))
+	// The run's error tally, so a failing check below shows what went wrong.
+	for _, line := range strings.Split(r.stderr.String(), "\n") {
+		if strings.HasPrefix(line, "simulate: error:") {
+			r.t.Log(line)
+		}
+	}
 	return sum
 }
 

@@ -394,8 +394,12 @@ func (a *simAgent) handle(ctx context.Context, env envelope, at time.Time) error
 			}
 			if ch.Status == "active" {
 				// A chat from before a reconnect, or left by an earlier run:
-				// finish it, or it holds the agent's capacity.
-				a.startChat(ctx, s.conv(ch.ID), at)
+				// finish it, or it holds the agent's capacity. It is this
+				// agent's, so it was assigned, even when the socket died
+				// before the accept's answer arrived.
+				c := s.conv(ch.ID)
+				s.acceptedConv(c)
+				a.startChat(ctx, c, at)
 			}
 		}
 		if d.Offer != nil {

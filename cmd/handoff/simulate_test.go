@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -189,4 +190,38 @@ func TestSimulateFlags(t *testing.T) {
 			t.Fatalf("simulate against nothing: %v\nwant exit 1 and nothing on stdout", r)
 		}
 	})
+}
+
+// TestSimulateCountsChatInHelloAsAssigned: an agent whose socket closed
+// between its accept and the answer learns of the chat from the next
+// hello. The chat is the agent's, so the conversation counts as assigned
+// once, whichever the simulation hears of first, the bot's 201 or the hello.
+func TestSimulateCountsChatInHelloAsAssigned(t *testing.T) {
+	t.Parallel()
+	hello := func(ids ...string) envelope {
+		chats := make([]map[string]any, len(ids))
+		for i, id := range ids {
+			chats[i] = map[string]any{"id": id, "status": "active", "messages": []any{}}
+		}
+		b, _ := json.Marshal(map[string]any{"offer": nil, "chats": chats})
+		return envelope{Type: "hello", Data: b}
+	}
+	s := newSim(simConfig{}, io.Discard)
+	a := &simAgent{s: s, sock: newSimSocket(), chats: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the chats it starts end at once
+	s.registered(s.conv("posted-first"), time.Now(), nil)
+	for _, env := range []envelope{hello("posted-first", "hello-first"), hello("posted-first", "hello-first")} {
+		if err := a.handle(ctx, env, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.registered(s.conv("hello-first"), time.Now(), nil)
+	s.wg.Wait()
+	if got := s.assigned.Load(); got != 2 {
+		t.Errorf("assigned = %d; want 2 (each chat once)", got)
+	}
+	if got := s.escalations.Load(); got != 2 {
+		t.Errorf("escalations = %d; want 2", got)
+	}
 }
