@@ -133,6 +133,57 @@ func (s *Server) boardAgents(ctx context.Context) (cands []matching.Candidate, r
 		agents, err := s.ds.OnlineAgents(ctx, presenceLease)
 		return matchCandidates(agents), func() {}, err
 	}
+	if err := s.refreshAgents(ctx); err != nil {
+		return nil, nil, err
+	}
+	s.board.mu.Lock()
+	defer s.board.mu.Unlock()
+	cands, release = s.board.views(s.ds.Now())
+	return cands, release, nil
+}
+
+// boardViews returns the board's candidates as they stand, for a pass that
+// refreshed it (refreshAgents) beside its other reads. With caching off it
+// reads them, as boardAgents does.
+func (s *Server) boardViews(ctx context.Context) (cands []matching.Candidate, release func(), err error) {
+	if s.cfg.SnapshotTTL <= 0 {
+		return s.boardAgents(ctx)
+	}
+	s.board.mu.Lock()
+	defer s.board.mu.Unlock()
+	cands, release = s.board.views(s.ds.Now())
+	return cands, release, nil
+}
+
+// boardFreeSeats is at most how many offers the board could take now,
+// without reading: its free seats plus every agent touched since the last
+// read, each of whom may have a seat free by now. ok is false when the
+// board must be read whole first (missing, or boardStaleAfter old), and
+// with caching off.
+func (s *Server) boardFreeSeats() (free int, ok bool) {
+	if s.cfg.SnapshotTTL <= 0 {
+		return 0, false
+	}
+	b := &s.board
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.agents == nil || time.Since(b.at) >= boardStaleAfter {
+		return 0, false
+	}
+	cands, release := b.views(s.ds.Now())
+	free = freeSeats(cands)
+	release()
+	return free + len(b.stale), true
+}
+
+// refreshAgents brings the board up to date for an offer pass: it reads
+// every agent online when the board is missing or boardStaleAfter old,
+// otherwise only the agents touched since the last read. With caching off
+// it does nothing (boardViews reads).
+func (s *Server) refreshAgents(ctx context.Context) error {
+	if s.cfg.SnapshotTTL <= 0 {
+		return nil
+	}
 	b := &s.board
 	b.read.Lock()
 	defer b.read.Unlock()
@@ -154,6 +205,7 @@ func (s *Server) boardAgents(ctx context.Context) (cands []matching.Candidate, r
 	b.mu.Unlock()
 
 	var fresh []models.AgentState
+	var err error
 	if full {
 		fresh, err = s.liveAgents(ctx)
 	} else if len(ids) > 0 {
@@ -163,7 +215,7 @@ func (s *Server) boardAgents(ctx context.Context) (cands []matching.Candidate, r
 	}
 	if err != nil {
 		s.touchAgent(ids...)
-		return nil, nil, err
+		return err
 	}
 
 	b.mu.Lock()
@@ -179,8 +231,7 @@ func (s *Server) boardAgents(ctx context.Context) (cands []matching.Candidate, r
 			b.agents[a.ID] = a
 		}
 	}
-	cands, release = b.views(s.ds.Now())
-	return cands, release, nil
+	return nil
 }
 
 // refreshBoard keeps the board fresh (and its profiles read) on every

@@ -2,8 +2,11 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,6 +210,105 @@ func TestFullReadKeepsNewerRereads(t *testing.T) {
 		srv.board.afterFull = nil
 		if got := capacity(); got != 2 {
 			t.Fatalf("capacity after the full read = %d; want 2 (the full read's row for Maya is older than the re-read)", got)
+		}
+	})
+}
+
+// With the board on, an offer pass reads the queue, the agents touched
+// since the last pass and the brands of the last pass side by side. What
+// it must still do: offer to an agent the board had full once they are
+// touched (a resolve), read a brand the guess did not hold, and keep the
+// re-offer rule for a conversation offered before (its history is read
+// only for such conversations).
+func TestOfferPassWithTheBoard(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w := newLiveWorld(t, db, apiHighRate, func(c *Config) { c.SnapshotTTL = time.Hour })
+		ctx := context.Background()
+		srv := w.ts.srv
+		pass := func() {
+			t.Helper()
+			if err := srv.offerQueued(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		maya := dialLive(t, w.ts, w.mayaC, "/ws/agent")
+		maya.next("hello")
+		maya.send("presence", map[string]any{"status": "online", "capacity": 1})
+		maya.next("presence")
+
+		// Maya takes the first chat and is full: a second waits.
+		first := w.escalate(t, "board-1")
+		pass()
+		card := decodeInto[offerCard](t, maya.next("offer"))
+		maya.send("offer.accept", map[string]string{"offer_id": card.OfferID})
+		maya.next("offer.accepted")
+		second := w.escalate(t, "board-2")
+		pass()
+		if free, ok := srv.boardFreeSeats(); !ok || free != 0 {
+			t.Fatalf("board free seats = %d, %v; want 0 with Maya full", free, ok)
+		}
+		if got := maya.sync(); hasType(got, "offer") {
+			t.Fatalf("Maya, full, was offered: %v", got)
+		}
+		// Her resolve touches her: the next pass reads her again.
+		maya.send("resolve", map[string]string{"conversation_id": first.ID, "note": "done"})
+		maya.next("resolved")
+		if free, ok := srv.boardFreeSeats(); !ok || free != 1 {
+			t.Fatalf("board free seats after the resolve = %d, %v; want 1 (Maya, touched)", free, ok)
+		}
+		pass()
+		if card = decodeInto[offerCard](t, maya.next("offer")); card.ConversationID != second.ID {
+			t.Fatalf("Maya was offered %s; want %s", card.ConversationID, second.ID)
+		}
+
+		// A brand the last pass did not see.
+		if got := srv.passBrands.get(); !slices.Equal(got, []string{w.brand.ID}) {
+			t.Fatalf("brands guessed = %v; want Acme's", got)
+		}
+		owner, beta := mustBrand(t, db, "Beta", "owner@beta.test")
+		if _, err := db.Store.AddSkill(ctx, owner.ID, beta.ID, "billing"); err != nil {
+			t.Fatal(err)
+		}
+		betaKey, _, err := db.Store.CreateAPIKey(ctx, owner.ID, beta.ID, "bot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		maya.send("offer.decline", map[string]string{"offer_id": card.OfferID, "reason": "not my topic"})
+		maya.next("offer.declined")
+		req, _ := http.NewRequest(http.MethodPost, w.ts.ts.URL+"/api/v1/escalations", strings.NewReader(
+			`{"external_id": "beta-1", "customer": {"name": "Bo"}, "language": "en", "skills": ["billing"], "summary": "Late parcel"}`))
+		req.Header.Set("Authorization", "Bearer "+betaKey)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var betaConv escalationResponse
+		if err := json.NewDecoder(res.Body).Decode(&betaConv); err != nil || res.StatusCode != http.StatusCreated {
+			t.Fatalf("Beta's escalation = %d, %v; want 201", res.StatusCode, err)
+		}
+		res.Body.Close()
+		// The declined chat is first in the queue, but offered to Maya
+		// before (the re-offer rule: not again within the cooldown), so
+		// she gets Beta's; Tom, once online, gets the declined one.
+		pass()
+		if got := decodeInto[offerCard](t, maya.next("offer")); got.ConversationID != betaConv.ID || got.BrandName != "Beta" {
+			t.Fatalf("Maya was offered %s of %s; want Beta's %s", got.ConversationID, got.BrandName, betaConv.ID)
+		}
+		got := srv.passBrands.get()
+		slices.Sort(got)
+		want := []string{w.brand.ID, beta.ID}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("brands guessed = %v; want both (the queue held both)", got)
+		}
+		tom := dialLive(t, w.ts, w.tomC, "/ws/agent")
+		tom.next("hello")
+		tom.send("presence", map[string]any{"status": "online", "capacity": 1})
+		tom.next("presence")
+		pass()
+		if got := decodeInto[offerCard](t, tom.next("offer")); got.ConversationID != second.ID {
+			t.Fatalf("Tom was offered %s; want the chat Maya declined, %s", got.ConversationID, second.ID)
 		}
 	})
 }

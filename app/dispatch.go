@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/handoffhq/handoff/app/realtime"
@@ -305,16 +306,54 @@ func freeSeats(cands []matching.Candidate) int {
 	return n
 }
 
+// brandGuess remembers the brands an offer pass found in the queue: the
+// next pass reads them beside the queue instead of after it, since the
+// queue's brands rarely change from one pass to the next. A brand the
+// guess missed is read after the queue, as before.
+type brandGuess struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (g *brandGuess) get() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ids
+}
+
+// set makes the guess the brands of queued.
+func (g *brandGuess) set(queued []models.Conversation) {
+	var ids []string
+	for i := range queued {
+		if !slices.Contains(ids, queued[i].BrandID) {
+			ids = append(ids, queued[i].BrandID)
+		}
+	}
+	g.mu.Lock()
+	g.ids = ids
+	g.mu.Unlock()
+}
+
 // offerQueued offers queued conversations, greedily in queue order.
+//
+// A pass waits for two round trips when it can: one for the reads that
+// do not depend on each other (a page of the queue, the agents touched
+// since the last pass, the brands the last pass saw), and one for the
+// offers' commit. Only a page that holds a brand not guessed or a
+// conversation offered before (its history, for the re-offer rule) costs
+// a read in between.
 func (s *Server) offerQueued(ctx context.Context) error {
 	// Nobody free (nobody online, or every seat taken or offered): no
 	// offer to make, so nothing to read.
-	cands, release, err := s.boardAgents(ctx)
-	if err != nil {
-		return err
+	free, ok := s.boardFreeSeats()
+	if !ok {
+		cands, release, err := s.boardAgents(ctx)
+		if err != nil {
+			return err
+		}
+		free = freeSeats(cands)
+		release()
 	}
-	free := freeSeats(cands)
-	release()
 	if free == 0 {
 		return nil
 	}
@@ -324,37 +363,55 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	rel := &matching.Relations{}
 	rules := map[string]matching.Rules{}
 	var assigned []matching.Assignment
+	guess := s.passBrands.get()
 	for limit := min(max(queuePagePerSeat*free, queuePageMin), queuePassMax); ; limit = min(2*limit, queuePassMax-len(queued)) {
 		var after *models.Conversation
 		if len(queued) > 0 {
 			after = &queued[len(queued)-1]
 		}
-		page, err := s.ds.QueuedConversationsAfter(ctx, after, limit)
-		if err != nil {
+		var page []models.QueuedConversation
+		var guessed map[string]*models.Brand
+		var reads errgroup.Group
+		reads.Go(func() (err error) { page, err = s.ds.QueuedConversationsAfter(ctx, after, limit); return err })
+		reads.Go(func() error { return s.refreshAgents(ctx) }) // what changed since the last page, too
+		if len(guess) > 0 {
+			reads.Go(func() (err error) { guessed, err = s.ds.Brands(ctx, guess); return err })
+			guess = nil
+		}
+		if err := reads.Wait(); err != nil {
 			return err
 		}
-		queued = append(queued, page...)
+		for id, b := range guessed {
+			brands[id] = b
+			rules[id] = matchRules(b)
+		}
 		if len(page) == 0 {
 			break
 		}
-		var newBrands []string
-		convIDs := make([]string, len(page))
+		var newBrands, offeredBefore []string
 		for i := range page {
-			convIDs[i] = page[i].ID
-			if _, ok := brands[page[i].BrandID]; !ok && !slices.Contains(newBrands, page[i].BrandID) {
-				newBrands = append(newBrands, page[i].BrandID)
+			c := &page[i]
+			if _, ok := brands[c.BrandID]; !ok && !slices.Contains(newBrands, c.BrandID) {
+				newBrands = append(newBrands, c.BrandID)
 			}
+			if c.OfferedBefore {
+				offeredBefore = append(offeredBefore, c.ID)
+			}
+			queued = append(queued, c.Conversation)
+			queue = append(queue, matchConv(&c.Conversation))
 		}
-		// The page's brands and offer history are read side by side: the
-		// pass waits for one round trip instead of two.
+		// Brands the guess missed and the history of conversations
+		// offered before, side by side: one round trip, when needed.
 		var got map[string]*models.Brand
 		var history map[string]map[string]time.Time
-		var reads errgroup.Group
+		var more errgroup.Group
 		if len(newBrands) > 0 {
-			reads.Go(func() (err error) { got, err = s.ds.Brands(ctx, newBrands); return err })
+			more.Go(func() (err error) { got, err = s.ds.Brands(ctx, newBrands); return err })
 		}
-		reads.Go(func() (err error) { history, err = s.ds.OfferHistory(ctx, convIDs); return err })
-		if err := reads.Wait(); err != nil {
+		if len(offeredBefore) > 0 {
+			more.Go(func() (err error) { history, err = s.ds.OfferHistory(ctx, offeredBefore); return err })
+		}
+		if err := more.Wait(); err != nil {
 			return err
 		}
 		for id, b := range got {
@@ -366,13 +423,10 @@ func (s *Server) offerQueued(ctx context.Context) error {
 				rel.AddOffer(convID, agentID, at)
 			}
 		}
-		for i := range page {
-			queue = append(queue, matchConv(&page[i]))
-		}
-		// The board again, with what changed during those reads, released
-		// right after Assign: readers hold it only for pure computation,
-		// never across a read or the board's lock.
-		cands, release, err = s.boardAgents(ctx)
+		// The board as refreshed beside the page, released right after
+		// Assign: readers hold it only for pure computation, never across
+		// a read or the board's lock.
+		cands, release, err := s.boardViews(ctx)
 		if err != nil {
 			return err
 		}
@@ -383,6 +437,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 			break // the queue's end, every free agent placed, or enough for one pass
 		}
 	}
+	s.passBrands.set(queued)
 	byID := make(map[string]*models.Conversation, len(queued))
 	for i := range queued {
 		byID[queued[i].ID] = &queued[i]

@@ -48,6 +48,7 @@ type Server struct {
 	headcounts ttlCache[headcount]           // per brand, language, skills and ladder step, for wait estimates
 	queueMu    sync.Mutex
 	lastQueue  map[string]string // conversation → last queue frame sent
+	passBrands brandGuess        // brands of the last offer pass's queue, read beside the next one's
 
 	// dispatchLease is the dispatch lock, held across offer passes while
 	// this instance leads (PostgreSQL).

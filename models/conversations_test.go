@@ -777,7 +777,13 @@ func TestQueuedConversationsAfter(t *testing.T) {
 		if err != nil || len(all) != 9 {
 			t.Fatalf("QueuedConversations = %d, %v; want 9", len(all), err)
 		}
-		// An offered conversation leaves the queue.
+		// An offered conversation leaves the queue; a declined one comes
+		// back to it, offered before.
+		declined := all[1]
+		o := f.offer(t, &declined)
+		if _, err := st.DeclineOffer(ctx, f.agent.ID, o.ID, "busy"); err != nil {
+			t.Fatal(err)
+		}
 		f.offer(t, &all[4])
 		all = slices.Delete(all, 4, 5)
 		for i := 1; i < len(all); i++ {
@@ -800,11 +806,14 @@ func TestQueuedConversationsAfter(t *testing.T) {
 				}
 				for _, c := range page {
 					paged = append(paged, c.ID)
+					if c.OfferedBefore != (c.ID == declined.ID) {
+						t.Errorf("%s: offered before %v; want %v", c.ID, c.OfferedBefore, c.ID == declined.ID)
+					}
 				}
 				if len(page) < limit {
 					break
 				}
-				after = &page[len(page)-1]
+				after = &page[len(page)-1].Conversation
 			}
 			want := make([]string, len(all))
 			for i, c := range all {

@@ -196,20 +196,38 @@ func textArray(ids []string) pgtype.Array[string] {
 // QueuedConversations returns the first conversations waiting for an
 // offer in dispatch order (priority, then time waiting).
 func (s *Store) QueuedConversations(ctx context.Context, limit int) ([]Conversation, error) {
-	return s.QueuedConversationsAfter(ctx, nil, limit)
+	page, err := s.QueuedConversationsAfter(ctx, nil, limit)
+	out := make([]Conversation, len(page))
+	for i := range page {
+		out[i] = page[i].Conversation
+	}
+	return out, err
+}
+
+// QueuedConversation is a conversation waiting for an offer, and whether
+// it was ever offered: only then has it an offer history, which the
+// dispatcher reads (OfferHistory) for the re-offer rule.
+type QueuedConversation struct {
+	Conversation  `gorm:"embedded"`
+	OfferedBefore bool
 }
 
 // QueuedConversationsAfter returns the next limit queued conversations in
 // dispatch order after the conversation after (nil: from the head of the
 // queue), so a reader can page through the queue by keys, however long.
-func (s *Store) QueuedConversationsAfter(ctx context.Context, after *Conversation, limit int) ([]Conversation, error) {
+// Each says whether it had an offer before, from the offers' index on
+// conversation_id, so a pass whose page was never offered needs no second
+// read for the history.
+func (s *Store) QueuedConversationsAfter(ctx context.Context, after *Conversation, limit int) ([]QueuedConversation, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
-	var out []Conversation
+	var out []QueuedConversation
 	// The status is a literal, so a prepared plan can use the partial
 	// index on queued conversations (migration 0004).
-	q := s.DB.WithContext(ctx).Where("status = '" + ConvQueued + "'")
+	q := s.DB.WithContext(ctx).Model(&Conversation{}).
+		Select("conversations.*, EXISTS (SELECT 1 FROM offers o WHERE o.conversation_id = conversations.id) AS offered_before").
+		Where("status = '" + ConvQueued + "'")
 	if after != nil {
 		q = q.Where("(priority < @p OR (priority = @p AND (queued_at > @q OR (queued_at = @q AND id > @id))))",
 			map[string]any{"p": after.Priority, "q": after.QueuedAt, "id": after.ID})
