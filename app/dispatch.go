@@ -374,9 +374,9 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		var reads errgroup.Group
 		reads.Go(func() (err error) { page, err = s.ds.QueuedConversationsAfter(ctx, after, limit); return err })
 		reads.Go(func() error { return s.refreshAgents(ctx) }) // what changed since the last page, too
-		if len(guess) > 0 {
-			reads.Go(func() (err error) { guessed, err = s.ds.Brands(ctx, guess); return err })
-			guess = nil
+		if ids := guess; len(ids) > 0 {
+			reads.Go(func() (err error) { guessed, err = s.ds.Brands(ctx, ids); return err })
+			guess = nil // the first page only
 		}
 		if err := reads.Wait(); err != nil {
 			return err
