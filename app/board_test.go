@@ -307,8 +307,22 @@ func TestOfferPassWithTheBoard(t *testing.T) {
 		tom.send("presence", map[string]any{"status": "online", "capacity": 1})
 		tom.next("presence")
 		pass()
-		if got := decodeInto[offerCard](t, tom.next("offer")); got.ConversationID != second.ID {
-			t.Fatalf("Tom was offered %s; want the chat Maya declined, %s", got.ConversationID, second.ID)
+		tomCard := decodeInto[offerCard](t, tom.next("offer"))
+		if tomCard.ConversationID != second.ID {
+			t.Fatalf("Tom was offered %s; want the chat Maya declined, %s", tomCard.ConversationID, second.ID)
+		}
+		// Tom takes it and resolves it: a pass, with Tom free, finds the
+		// queue empty and keeps the guess.
+		tom.send("offer.accept", map[string]string{"offer_id": tomCard.OfferID})
+		tom.next("offer.accepted")
+		tom.send("resolve", map[string]string{"conversation_id": second.ID, "note": "done"})
+		tom.next("resolved")
+		pass()
+		if free, ok := srv.boardFreeSeats(); !ok || free != 1 {
+			t.Fatalf("board free seats = %d, %v; want 1 (Tom)", free, ok)
+		}
+		if got := srv.passBrands.get(); !slices.Equal(got, []string{w.brand.ID}) {
+			t.Fatalf("brands guessed after an empty queue = %v; want Acme's, from the pass before", got)
 		}
 	})
 }

@@ -306,10 +306,11 @@ func freeSeats(cands []matching.Candidate) int {
 	return n
 }
 
-// brandGuess remembers the brands an offer pass found in the queue: the
-// next pass reads them beside the queue instead of after it, since the
+// brandGuess remembers the brands the last offer pass found in the queue:
+// the next pass reads them beside the queue instead of after it, since the
 // queue's brands rarely change from one pass to the next. A brand the
-// guess missed is read after the queue, as before.
+// guess missed is read after the queue, as before; a brand guessed but no
+// longer queued costs a row read for nothing.
 type brandGuess struct {
 	mu  sync.Mutex
 	ids []string
@@ -437,7 +438,11 @@ func (s *Server) offerQueued(ctx context.Context) error {
 			break // the queue's end, every free agent placed, or enough for one pass
 		}
 	}
-	s.passBrands.set(queued)
+	if len(queued) > 0 {
+		// Kept through passes that found the queue empty (woken by an
+		// accept or a resolve), so the next escalation's pass has it.
+		s.passBrands.set(queued)
+	}
 	byID := make(map[string]*models.Conversation, len(queued))
 	for i := range queued {
 		byID[queued[i].ID] = &queued[i]
