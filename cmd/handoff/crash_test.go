@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +20,11 @@ import (
 type instance struct {
 	cmd *exec.Cmd
 	url string
+	log *syncBuffer // its stderr: warnings, errors and, after a failure, its goroutines
 }
+
+// instanceLogMax is how much of an instance's stderr a failed test prints.
+const instanceLogMax = 256 << 10
 
 // buildHandoff compiles this command once for the tests that need real
 // processes.
@@ -42,11 +47,33 @@ func startInstance(t *testing.T, bin, dbURL string, args ...string) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = io.Discard
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() {
+		// After a failure, an instance still running dumps its goroutines
+		// (SIGQUIT) so a stall shows where it waits; then its stderr is
+		// printed, the end of it when long.
+		if !t.Failed() {
+			return
+		}
+		if cmd.ProcessState == nil && cmd.Process.Signal(syscall.SIGQUIT) == nil {
+			exited := make(chan struct{})
+			go func() { _, _ = cmd.Process.Wait(); close(exited) }()
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		out := logs.String()
+		if len(out) > instanceLogMax {
+			out = "…" + out[len(out)-instanceLogMax:]
+		}
+		t.Logf("instance %s stderr:\n%s", cmd.Args[1:], out)
+	})
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -58,7 +85,7 @@ func startInstance(t *testing.T, bin, dbURL string, args ...string) *instance {
 	}()
 	select {
 	case u := <-found:
-		return &instance{cmd: cmd, url: u}
+		return &instance{cmd: cmd, url: u, log: logs}
 	case <-time.After(60 * time.Second):
 		t.Fatal("the instance did not print its URL")
 		return nil

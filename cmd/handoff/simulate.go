@@ -544,7 +544,8 @@ func (e *errorSample) add(what string, err error) {
 		msg += ": " + err.Error()
 	}
 	if len(msg) > 300 {
-		msg = msg[:300] + "…"
+		// The cause is at the end (after a URL with a token, say): keep both ends.
+		msg = msg[:150] + "…" + msg[len(msg)-150:]
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
