@@ -35,6 +35,10 @@ type cacheEntry[V any] struct {
 
 const cacheMaxEntries = 50_000
 
+// cacheLoadTimeout bounds a shared load, which runs without its first
+// reader's deadline.
+const cacheLoadTimeout = 10 * time.Second
+
 func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Context, string) (V, error)) (V, error) {
 	if c.ttl <= 0 {
 		return load(ctx, key)
@@ -51,9 +55,11 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Con
 		return e.v, nil
 	}
 	// The shared load must not fail because the reader who started it
-	// went away.
-	shared := context.WithoutCancel(ctx)
-	r, err, _ := c.loads.Do(strconv.FormatUint(gen, 10)+"\x00"+key, func() (any, error) {
+	// went away, but it may not run for ever either: every reader of the
+	// key waits for it.
+	ch := c.loads.DoChan(strconv.FormatUint(gen, 10)+"\x00"+key, func() (any, error) {
+		shared, cancel := context.WithTimeout(context.WithoutCancel(ctx), cacheLoadTimeout)
+		defer cancel()
 		v, err := load(shared, key)
 		if err != nil {
 			return nil, err
@@ -68,11 +74,16 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Con
 		c.mu.Unlock()
 		return v, nil
 	})
-	if err != nil {
-		var zero V
-		return zero, err
+	var zero V
+	select {
+	case r := <-ch: // each reader stops waiting when its own request ends
+		if r.Err != nil {
+			return zero, r.Err
+		}
+		return r.Val.(V), nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
 	}
-	return r.(V), nil
 }
 
 // forget drops a key, after a change made here, so this instance reads it

@@ -203,3 +203,40 @@ func TestTTLCacheSharesLoads(t *testing.T) {
 		}
 	})
 }
+
+// A reader waiting for a shared load stops when its own request ends, and
+// a load that never returns fails after cacheLoadTimeout instead of
+// holding every reader of its key.
+func TestTTLCacheLoadsEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stuck := func(ctx context.Context, key string) (string, error) {
+			<-ctx.Done() // a database that does not answer
+			return "", ctx.Err()
+		}
+		c := &ttlCache[string]{ttl: time.Second}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancelled, patient := make(chan error, 1), make(chan error, 1)
+		go func() { _, err := c.get(ctx, "a", stuck); cancelled <- err }()
+		go func() { _, err := c.get(context.Background(), "a", stuck); patient <- err }()
+		synctest.Wait()
+		start := time.Now()
+		cancel()
+		synctest.Wait()
+		select {
+		case err := <-cancelled:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("reader whose request ended: %v; want context.Canceled", err)
+			}
+		default:
+			t.Fatal("the reader whose request ended still waits for the load")
+		}
+		select {
+		case err := <-patient:
+			t.Fatalf("the other reader returned (%v) before the load's timeout", err)
+		default:
+		}
+		if err := <-patient; !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != cacheLoadTimeout {
+			t.Fatalf("reader without a deadline: %v after %v; want DeadlineExceeded after %v", err, time.Since(start), cacheLoadTimeout)
+		}
+	})
+}
