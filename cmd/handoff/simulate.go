@@ -425,30 +425,38 @@ func (s *sim) finish(ctx context.Context) {
 // cancelConv is the bot telling the server its customer left before a
 // person joined. A 409 means someone joined meanwhile.
 func (s *sim) cancelConv(ctx context.Context, c *simConv) bool {
-	for attempt := 0; attempt < 5; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url(0)+"/api/v1/conversations/"+c.id+"/cancel", nil)
+	status, err := cancelEscalation(ctx, s.client, s.url(0), s.cfg.apiKey, c.id)
+	if err != nil || status != http.StatusOK {
+		return false
+	}
+	s.abandonedConv(c)
+	return true
+}
+
+// cancelEscalation cancels conversation id as its bot: 200 when it was
+// still waiting, 409 when someone joined meanwhile. A rate limit is
+// waited out (Retry-After, at most 2 s a time), five tries in all.
+func cancelEscalation(ctx context.Context, client *http.Client, base, apiKey, id string) (int, error) {
+	for attempt := 1; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/conversations/"+id+"/cancel", nil)
 		if err != nil {
-			return false
+			return 0, err
 		}
-		req.Header.Set("Authorization", "Bearer "+s.cfg.apiKey)
-		res, err := s.client.Do(req)
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		res, err := client.Do(req)
 		if err != nil {
-			return false
+			return 0, err
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
 		res.Body.Close()
-		switch res.StatusCode {
-		case http.StatusOK:
-			s.abandonedConv(c)
-			return true
-		case http.StatusTooManyRequests:
-			secs, _ := strconv.Atoi(res.Header.Get("Retry-After"))
-			sleepCtx(ctx, min(time.Duration(max(secs, 1))*time.Second, 2*time.Second))
-		default:
-			return false
+		if res.StatusCode != http.StatusTooManyRequests || attempt == 5 {
+			return res.StatusCode, nil
+		}
+		secs, _ := strconv.Atoi(res.Header.Get("Retry-After"))
+		if !sleepCtx(ctx, min(time.Duration(max(secs, 1))*time.Second, 2*time.Second)) {
+			return res.StatusCode, ctx.Err()
 		}
 	}
-	return false
 }
 
 // escalate posts R escalations a second until the duration is over,

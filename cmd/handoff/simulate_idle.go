@@ -20,6 +20,7 @@ import (
 // idleSummary is the result of `simulate --idle N`.
 type idleSummary struct {
 	IdleSockets    int64 `json:"idle_sockets"`
+	Cancelled      int64 `json:"cancelled"` // escalations cancelled at the end, so none is left waiting
 	Errors         int64 `json:"errors"`
 	ServerRSSBytes int64 `json:"server_rss_bytes"`
 	RSSBeforeBytes int64 `json:"server_rss_before_bytes"`
@@ -39,7 +40,7 @@ func runIdle(ctx context.Context, cfg simConfig, stdout, stderr io.Writer) error
 	}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var opened, failed atomic.Int64
-	var conns sync.Map
+	var conns, escalated sync.Map
 	hold, cancelHold := context.WithCancel(ctx)
 	defer cancelHold()
 	jobs := make(chan int)
@@ -49,7 +50,10 @@ func runIdle(ctx context.Context, cfg simConfig, stdout, stderr io.Writer) error
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				c, err := openIdleCustomer(ctx, client, cfg, base, fmt.Sprintf("idle-%s-%d", run, i))
+				id, c, err := openIdleCustomer(ctx, client, cfg, base, fmt.Sprintf("idle-%s-%d", run, i))
+				if id != "" {
+					escalated.Store(i, id)
+				}
 				if err != nil {
 					failed.Add(1)
 					continue
@@ -86,7 +90,28 @@ func runIdle(ctx context.Context, cfg simConfig, stdout, stderr io.Writer) error
 	}
 	cancelHold()
 	conns.Range(func(_, v any) bool { v.(*websocket.Conn).CloseNow(); return true })
-	b, err := json.Marshal(idleSummary{IdleSockets: opened.Load(), Errors: failed.Load(), ServerRSSBytes: after, RSSBeforeBytes: before})
+	// The bot cancels what it escalated, as its customers left: the
+	// queue is as it was before the run, not 10,000 longer.
+	var cancelled atomic.Int64
+	ids := make(chan string)
+	for w := 0; w < 64; w++ {
+		wg.Go(func() {
+			for id := range ids {
+				switch status, err := cancelEscalation(ctx, client, base, cfg.apiKey, id); {
+				case err == nil && status == http.StatusOK:
+					cancelled.Add(1)
+				case err == nil && status == http.StatusConflict: // an agent took it meanwhile
+				default:
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	escalated.Range(func(_, v any) bool { ids <- v.(string); return true })
+	close(ids)
+	wg.Wait()
+	fmt.Fprintf(stderr, "simulate: cleanup: %d escalations cancelled\n", cancelled.Load())
+	b, err := json.Marshal(idleSummary{IdleSockets: opened.Load(), Cancelled: cancelled.Load(), Errors: failed.Load(), ServerRSSBytes: after, RSSBeforeBytes: before})
 	if err != nil {
 		return err
 	}
@@ -94,36 +119,39 @@ func runIdle(ctx context.Context, cfg simConfig, stdout, stderr io.Writer) error
 	return err
 }
 
-// openIdleCustomer escalates one conversation and opens its customer socket.
-func openIdleCustomer(ctx context.Context, client *http.Client, cfg simConfig, base, externalID string) (*websocket.Conn, error) {
+// openIdleCustomer escalates one conversation and opens its customer
+// socket. id is the conversation's when the escalation was made, even if
+// the socket then failed.
+func openIdleCustomer(ctx context.Context, client *http.Client, cfg simConfig, base, externalID string) (id string, conn *websocket.Conn, err error) {
 	body, _ := json.Marshal(map[string]any{"external_id": externalID, "language": cfg.language, "skills": cfg.skills,
 		"customer": map[string]string{"name": "Idle"}, "summary": "idle socket measurement"})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/escalations", bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+cfg.apiKey)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	defer res.Body.Close()
 	var out struct {
+		ID          string `json:"id"`
 		CustomerURL string `json:"customer_url"`
 	}
 	if res.StatusCode != http.StatusCreated || json.NewDecoder(res.Body).Decode(&out) != nil {
-		return nil, fmt.Errorf("escalation answered %d", res.StatusCode)
+		return "", nil, fmt.Errorf("escalation answered %d", res.StatusCode)
 	}
 	i := strings.Index(out.CustomerURL, "/c/")
 	if i < 0 {
-		return nil, fmt.Errorf("customer_url %q", out.CustomerURL)
+		return out.ID, nil, fmt.Errorf("customer_url %q", out.CustomerURL)
 	}
 	wsURL := "ws" + strings.TrimPrefix(base, "http") + out.CustomerURL[i:] + "/ws"
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(dctx, wsURL, &websocket.DialOptions{HTTPClient: client})
-	return c, err
+	return out.ID, c, err
 }
 
 // serverRSS reads process_resident_memory_bytes from the server's /metrics.

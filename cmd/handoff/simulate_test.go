@@ -225,3 +225,58 @@ func TestSimulateCountsChatInHelloAsAssigned(t *testing.T) {
 		t.Errorf("escalations = %d; want 2", got)
 	}
 }
+
+// TestSimulateIdle runs `simulate --idle` against `serve --demo`: every
+// customer socket opens, the server's memory is read, and the bot cancels
+// its escalations at the end, so none is left waiting.
+func TestSimulateIdle(t *testing.T) {
+	t.Parallel()
+	dbURL := "sqlite:" + t.TempDir() + "/h.db"
+	env := map[string]string{"HANDOFF_DATABASE_URL": dbURL, "HANDOFF_API_RATE": "1000/1s"}
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--demo"}, envOf(env), &stdout, &stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(hangGuard):
+			t.Errorf("serve did not stop after cancel")
+		}
+	})
+	base := waitForURL(t, &stdout, &stderr, done)
+	key := runHandoff(t, env, "apikey", "create", "--brand", "acme")
+	if key.code != 0 {
+		t.Fatalf("apikey create: %v", key)
+	}
+	sim := runHandoff(t, env, "simulate", "--url", base, "--api-key", strings.TrimSpace(key.stdout), "--idle", "20", "--duration", "1s")
+	if sim.code != 0 {
+		t.Fatalf("simulate --idle: %v\nserver stderr:\n%s", sim, stderr.String())
+	}
+	var got struct {
+		IdleSockets *int64 `json:"idle_sockets"`
+		Cancelled   *int64 `json:"cancelled"`
+		Errors      *int64 `json:"errors"`
+		RSS         *int64 `json:"server_rss_bytes"`
+		RSSBefore   *int64 `json:"server_rss_before_bytes"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(sim.stdout)), &got); err != nil {
+		t.Fatalf("simulate --idle stdout is not one JSON line: %v\n%v", err, sim)
+	}
+	if got.IdleSockets == nil || *got.IdleSockets != 20 || got.Cancelled == nil || *got.Cancelled != 20 ||
+		got.Errors == nil || *got.Errors != 0 || got.RSS == nil || *got.RSS <= 0 || got.RSSBefore == nil || *got.RSSBefore <= 0 {
+		t.Fatalf("simulate --idle = %s; want 20 sockets, 20 cancelled, 0 errors and the server's memory", sim.stdout)
+	}
+	st, err := models.Open(context.Background(), dbURL, models.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	waiting, err := st.WaitingConversations(context.Background(), "")
+	if err != nil || len(waiting) != 0 {
+		t.Fatalf("waiting conversations after the run = %d, %v; want none", len(waiting), err)
+	}
+}
