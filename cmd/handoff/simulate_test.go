@@ -12,6 +12,28 @@ import (
 	"github.com/handoffhq/handoff/models"
 )
 
+// serveDemo runs `serve --demo` in this process for the test, on env's
+// database, and returns its URL and its stderr.
+func serveDemo(t *testing.T, env map[string]string) (base string, stderr *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout syncBuffer
+	stderr = &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--demo"}, envOf(env), &stdout, stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(hangGuard):
+			t.Errorf("serve did not stop after cancel")
+		}
+	})
+	return waitForURL(t, &stdout, stderr, done), stderr
+}
+
 // TestSimulateAgainstServer starts `serve --demo` in this process, makes a
 // bot key for the demo brand, and runs `simulate` against it with three
 // new agents: every escalation must be assigned and resolved, with no
@@ -22,21 +44,7 @@ func TestSimulateAgainstServer(t *testing.T) {
 		"HANDOFF_DATABASE_URL": "sqlite:" + t.TempDir() + "/h.db",
 		"HANDOFF_API_RATE":     "1000/1s",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--demo"}, envOf(env), &stdout, &stderr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(hangGuard):
-			t.Errorf("serve did not stop after cancel")
-		}
-	})
-	base := waitForURL(t, &stdout, &stderr, done)
+	base, stderr := serveDemo(t, env)
 
 	key := runHandoff(t, env, "apikey", "create", "--brand", "acme")
 	if key.code != 0 || !strings.HasPrefix(key.stdout, models.APIKeyPrefix) {
@@ -233,21 +241,7 @@ func TestSimulateIdle(t *testing.T) {
 	t.Parallel()
 	dbURL := "sqlite:" + t.TempDir() + "/h.db"
 	env := map[string]string{"HANDOFF_DATABASE_URL": dbURL, "HANDOFF_API_RATE": "1000/1s"}
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--demo"}, envOf(env), &stdout, &stderr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(hangGuard):
-			t.Errorf("serve did not stop after cancel")
-		}
-	})
-	base := waitForURL(t, &stdout, &stderr, done)
+	base, stderr := serveDemo(t, env)
 	key := runHandoff(t, env, "apikey", "create", "--brand", "acme")
 	if key.code != 0 {
 		t.Fatalf("apikey create: %v", key)
