@@ -246,11 +246,7 @@ func (s *Server) refreshBoard(ctx context.Context) error {
 	if b.agents == nil || b.fulls > 0 {
 		b.mu.Unlock()
 		// The first read, or another full read running: the usual way.
-		_, release, err := s.boardAgents(ctx)
-		if err == nil {
-			release()
-		}
-		return err
+		return s.refreshAgents(ctx)
 	}
 	b.fulls++
 	b.mu.Unlock()

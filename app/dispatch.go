@@ -363,6 +363,12 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	brands := map[string]*models.Brand{}
 	rel := &matching.Relations{}
 	rules := map[string]matching.Rules{}
+	keep := func(read map[string]*models.Brand) {
+		for id, b := range read {
+			brands[id] = b
+			rules[id] = matchRules(b)
+		}
+	}
 	var assigned []matching.Assignment
 	guess := s.passBrands.get()
 	for limit := min(max(queuePagePerSeat*free, queuePageMin), queuePassMax); ; limit = min(2*limit, queuePassMax-len(queued)) {
@@ -382,10 +388,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		if err := reads.Wait(); err != nil {
 			return err
 		}
-		for id, b := range guessed {
-			brands[id] = b
-			rules[id] = matchRules(b)
-		}
+		keep(guessed)
 		if len(page) == 0 {
 			break
 		}
@@ -415,10 +418,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		if err := more.Wait(); err != nil {
 			return err
 		}
-		for id, b := range got {
-			brands[id] = b
-			rules[id] = matchRules(b)
-		}
+		keep(got)
 		for convID, m := range history {
 			for agentID, at := range m {
 				rel.AddOffer(convID, agentID, at)
