@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -110,36 +112,64 @@ func (c *wsConn) pump(ctx context.Context) {
 }
 
 // readLoop reads client frames and hands each to handle, in order, until
-// the socket closes. Reading runs in its own goroutine, a few frames ahead
-// of the handler, so the client's pongs and pings are read while a command
-// waits (an overloaded database), and the socket is not closed for a
-// missed pong.
+// the socket closes. Reading goes on while a command is handled, a few
+// frames ahead of it, so the client's pongs and pings are read while a
+// command waits (an overloaded database), and the socket is not closed for
+// a missed pong. Commands run in a goroutine started when a frame arrives
+// and ended when none is left, so an idle socket costs two goroutines (this
+// one reading, and pump) instead of three.
 func (c *wsConn) readLoop(ctx context.Context, handle func(ctx context.Context, env realtime.Envelope) error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	frames := make(chan []byte, wsCommandQueue)
-	go func() {
-		defer close(frames)
-		for {
-			typ, data, err := c.conn.Read(ctx)
-			if err != nil {
-				return
-			}
-			if typ != websocket.MessageText {
-				c.conn.Close(websocket.StatusUnsupportedData, "send JSON text frames")
-				return
-			}
-			select {
-			case frames <- data:
-			case <-ctx.Done():
-				return
-			}
+	var running atomic.Bool // a command goroutine is running: at most one, so commands keep their order
+	var done sync.WaitGroup
+	defer done.Wait() // the frames read before the socket closed are still handled
+	for {
+		typ, data, err := c.conn.Read(ctx)
+		if err != nil {
+			return
 		}
-	}()
-	for data := range frames {
+		if typ != websocket.MessageText {
+			c.conn.Close(websocket.StatusUnsupportedData, "send JSON text frames")
+			return
+		}
+		select {
+		case frames <- data:
+		case <-ctx.Done():
+			return
+		}
+		if running.CompareAndSwap(false, true) {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				c.commands(ctx, cancel, frames, &running, handle)
+			}()
+		}
+	}
+}
+
+// commands handles the frames queued in frames until none is left (then
+// running is false again) or the socket must close (then it cancels).
+func (c *wsConn) commands(ctx context.Context, cancel context.CancelFunc, frames chan []byte, running *atomic.Bool, handle func(ctx context.Context, env realtime.Envelope) error) {
+	for {
+		var data []byte
+		select {
+		case data = <-frames:
+		default:
+			running.Store(false)
+			// A frame queued between the empty check and the store found
+			// running set and started nobody: take it, unless a new
+			// goroutine already has.
+			if len(frames) == 0 || !running.CompareAndSwap(false, true) {
+				return
+			}
+			continue
+		}
 		env, err := realtime.DecodeEnvelope(data)
 		if err != nil {
 			if c.sendError(ctx, "", models.Invalid("frame", err.Error())) != nil {
+				cancel()
 				return
 			}
 			continue
@@ -149,6 +179,7 @@ func (c *wsConn) readLoop(ctx context.Context, handle func(ctx context.Context, 
 				return // the socket is closing (client gone, server stopping): nobody to answer
 			}
 			if c.sendError(ctx, env.Type, err) != nil {
+				cancel()
 				return
 			}
 		}

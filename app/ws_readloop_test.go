@@ -1,0 +1,149 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/handoffhq/handoff/app/realtime"
+)
+
+// readLoopServer serves one websocket whose frames go through readLoop to
+// handle; the returned channel closes when readLoop has returned.
+func readLoopServer(t *testing.T, handle func(ctx context.Context, env realtime.Envelope) error) (url string, returned <-chan struct{}) {
+	t.Helper()
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.CloseNow()
+		(&wsConn{conn: conn}).readLoop(r.Context(), handle)
+		close(done)
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), done
+}
+
+// Commands are handled one at a time, in the order sent, while reading
+// goes on; the frames read before the client closed are all handled; and
+// between bursts no command goroutine is left running.
+func TestReadLoopCommandsInOrder(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	var busy, most atomic.Int32
+	url, returned := readLoopServer(t, func(ctx context.Context, env realtime.Envelope) error {
+		if n := busy.Add(1); n > most.Load() {
+			most.Store(n)
+		}
+		defer busy.Add(-1)
+		time.Sleep(time.Millisecond) // a command waiting on the database: frames queue up behind it
+		mu.Lock()
+		got = append(got, env.Type)
+		mu.Unlock()
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bursts, perBurst = 5, 12
+	for b := range bursts {
+		for i := range perBurst {
+			if err := conn.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":"c%03d"}`, b*perBurst+i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Let the burst drain, so the next one starts a command goroutine
+		// afresh.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			mu.Lock()
+			n := len(got)
+			mu.Unlock()
+			if n == (b+1)*perBurst || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// The last burst is sent and the socket closed at once: what was read
+	// is still handled.
+	for i := range perBurst {
+		if err := conn.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":"c%03d"}`, bursts*perBurst+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close(websocket.StatusNormalClosure, "")
+	select {
+	case <-returned:
+	case <-ctx.Done():
+		t.Fatal("readLoop did not return after the client closed")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != (bursts+1)*perBurst {
+		t.Fatalf("handled %d commands, want %d", len(got), (bursts+1)*perBurst)
+	}
+	for i, typ := range got {
+		if want := fmt.Sprintf("c%03d", i); typ != want {
+			t.Fatalf("command %d was %s, want %s (out of order)", i, typ, want)
+		}
+	}
+	if most.Load() != 1 {
+		t.Fatalf("%d commands ran at once, want 1", most.Load())
+	}
+}
+
+// An idle socket runs no command goroutine: readLoop reads on the
+// caller's goroutine and starts one only while frames wait.
+func TestReadLoopIdleHasNoCommandGoroutine(t *testing.T) {
+	handled := make(chan struct{}, 1)
+	url, returned := readLoopServer(t, func(ctx context.Context, env realtime.Envelope) error {
+		handled <- struct{}{}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if err := conn.Write(ctx, websocket.MessageText, []byte(`{"type":"hello"}`)); err != nil {
+		t.Fatal(err)
+	}
+	<-handled
+	for deadline := time.Now().Add(10 * time.Second); goroutinesIn("(*wsConn).commands") > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the command goroutine is still running with no frame to handle")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	conn.Close(websocket.StatusNormalClosure, "")
+	<-returned
+}
+
+// goroutinesIn counts the goroutines whose stack holds fn.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			n++
+		}
+	}
+	return n
+}
