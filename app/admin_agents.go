@@ -119,6 +119,7 @@ func (s *Server) handleAdminAgentSuspend(c echo.Context) error {
 		chats[i].Status, chats[i].AgentID = models.ConvQueued, nil
 		s.publishConversation(&chats[i])
 	}
+	s.queue.changed()
 	s.wake()
 	s.flash(c, "Agent suspended and signed out everywhere.")
 	return redirect(c, "/admin/agents/"+id)

@@ -60,6 +60,7 @@ func (s *Server) handleAPIEscalationCreate(c echo.Context) error {
 	if created {
 		status = http.StatusCreated
 		s.publishConversation(conv)
+		s.queue.changed()
 		s.wake()
 	}
 	info, err := s.queueInfo(ctx, b, conv, esc.Place)

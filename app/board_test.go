@@ -326,3 +326,61 @@ func TestOfferPassWithTheBoard(t *testing.T) {
 		}
 	})
 }
+
+// An offer pass reads nothing while the queue is known to be empty (a
+// pass found it so and nothing that can queue a conversation happened
+// since), however many seats free up; news for the queue (here an
+// escalation) makes the next pass read all of it again.
+func TestOfferPassSkipsWhileQueueEmpty(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w := newLiveWorld(t, db, apiHighRate, func(c *Config) { c.SnapshotTTL = time.Hour })
+		ctx := context.Background()
+		srv := w.ts.srv
+		pass := func() {
+			t.Helper()
+			if err := srv.offerQueued(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		maya := dialLive(t, w.ts, w.mayaC, "/ws/agent")
+		maya.next("hello")
+		maya.send("presence", map[string]any{"status": "online", "capacity": 2})
+		maya.next("presence")
+
+		// An escalation through the API is read and offered: the pass
+		// offered everything it read, to the queue's end, so the queue is
+		// known to be empty after it.
+		first := w.escalate(t, "watch-1")
+		pass()
+		card := decodeInto[offerCard](t, maya.next("offer"))
+		if card.ConversationID != first.ID {
+			t.Fatalf("Maya was offered %s; want %s", card.ConversationID, first.ID)
+		}
+
+		// A conversation stored queued without telling the server (no
+		// handler does that): the passes do not read the queue, however
+		// many seats free up (Maya accepts, and has a seat left), so it
+		// waits.
+		quiet, _, err := db.Store.Escalate(ctx, w.brand.ID, models.Escalation{ExternalID: "watch-quiet",
+			CustomerName: "Ada", Language: "en", Skills: []string{"billing"}, Summary: "Charged twice", Reason: "asked for a human"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.touchAgent(w.maya.ID) // a seat freeing up is not news for the queue
+		pass()
+		maya.send("offer.accept", map[string]string{"offer_id": card.OfferID})
+		maya.next("offer.accepted")
+		pass()
+		if c, err := db.Store.ConversationByID(ctx, quiet.ID); err != nil || c.Status != models.ConvQueued {
+			t.Fatalf("quiet conversation = %+v, %v; want still queued (the passes read nothing)", c, err)
+		}
+
+		// An escalation is news: the next pass reads the whole queue, and
+		// the older conversation gets Maya's free seat first.
+		w.escalate(t, "watch-2")
+		pass()
+		if card := decodeInto[offerCard](t, maya.next("offer")); card.ConversationID != quiet.ID {
+			t.Fatalf("Maya was offered %s; want the older %s", card.ConversationID, quiet.ID)
+		}
+	})
+}

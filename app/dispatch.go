@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/handoffhq/handoff/app/realtime"
@@ -210,6 +211,7 @@ func (s *Server) publishQueues(ctx context.Context) error {
 // maintenance, then offers, then queue updates. The running server does the
 // same in two loops: offerQueued on every wake, sweepPass every second.
 func (s *Server) dispatchPass(ctx context.Context) error {
+	s.queue.changed() // tests change the queue in the store, too
 	if err := s.maintain(ctx); err != nil {
 		return err
 	}
@@ -335,6 +337,36 @@ func (g *brandGuess) set(queued []models.Conversation) {
 	g.mu.Unlock()
 }
 
+// queueWatch spares offer passes that cannot offer anything. Most wakes at
+// a high rate are seats freeing up (resolves) while the queue is empty, and
+// such a pass still read the queue (and the agents touched). gen counts the
+// events that can put a conversation in the queue: an escalation, a
+// decline, an offer lost to a race, a suspension, a sweep (expiries,
+// lapsed presence), any news from another instance. emptyAt is gen as it
+// was when a pass found the queue empty. While they are equal the queue is
+// still empty, whatever seats free up, and a pass reads nothing. Each
+// event bumps gen after its commit and a pass reads gen before the queue,
+// so a conversation committed queued is either in the pass's read or
+// bumps gen after it. A missed event costs at most a second: the sweep
+// bumps gen every time it runs.
+type queueWatch struct {
+	gen     atomic.Uint64
+	emptyAt atomic.Uint64
+}
+
+// changed notes an event that may have queued a conversation.
+func (q *queueWatch) changed() { q.gen.Add(1) }
+
+// start returns gen for a pass to note when it finds the queue empty, and
+// whether the queue is known to be empty (no pass needed).
+func (q *queueWatch) start() (gen uint64, empty bool) {
+	gen = q.gen.Load() + 1 // never 0, so a fresh emptyAt matches nothing
+	return gen, q.emptyAt.Load() == gen
+}
+
+// foundEmpty records that a pass that started at gen found the queue empty.
+func (q *queueWatch) foundEmpty(gen uint64) { q.emptyAt.Store(gen) }
+
 // offerQueued offers queued conversations, greedily in queue order.
 //
 // A pass waits for two round trips when it can: one for the reads that
@@ -344,6 +376,13 @@ func (g *brandGuess) set(queued []models.Conversation) {
 // conversation offered before (its history, for the re-offer rule) costs
 // a read in between.
 func (s *Server) offerQueued(ctx context.Context) error {
+	// Nothing can have joined the queue since a pass found it empty: no
+	// offer to make, so nothing to read.
+	gen, empty := s.queue.start()
+	if empty {
+		s.metrics.skipped.Inc()
+		return nil
+	}
 	// Nobody free (nobody online, or every seat taken or offered): no
 	// offer to make, so nothing to read.
 	free, ok := s.boardFreeSeats()
@@ -370,6 +409,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		}
 	}
 	var assigned []matching.Assignment
+	whole := false // the pass read the queue to its end
 	guess := s.passBrands.get()
 	for limit := min(max(queuePagePerSeat*free, queuePageMin), queuePassMax); ; limit = min(2*limit, queuePassMax-len(queued)) {
 		var after *models.Conversation
@@ -390,6 +430,10 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		}
 		keep(guessed)
 		if len(page) == 0 {
+			whole = true
+			if len(queued) == 0 {
+				s.queue.foundEmpty(gen)
+			}
 			break
 		}
 		var newBrands, offeredBefore []string
@@ -434,7 +478,8 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		assigned = matching.Assign(s.ds.Now(), queue, rules, cands, rel)
 		free = freeSeats(cands)
 		release()
-		if len(page) < limit || len(assigned) >= free || len(queued) >= queuePassMax {
+		whole = len(page) < limit
+		if whole || len(assigned) >= free || len(queued) >= queuePassMax {
 			break // the queue's end, every free agent placed, or enough for one pass
 		}
 	}
@@ -469,6 +514,11 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if whole && len(made) == len(queued) {
+		// Everything queued when the pass read it has its offer now: the
+		// passes that seats freeing up wake have nothing to read.
+		s.queue.foundEmpty(gen)
+	}
 	s.metrics.offers.WithLabelValues("made").Add(float64(len(made)))
 	offered := make([]string, len(made))
 	for i := range made {
@@ -483,6 +533,7 @@ func (s *Server) offerQueued(ctx context.Context) error {
 				s.touchAgent(n.AgentID)
 			}
 		}
+		s.queue.changed() // their conversations are back in the queue
 		s.wake()
 	}
 	for i := range made {

@@ -28,6 +28,7 @@ type metrics struct {
 	passes   *prometheus.HistogramVec // dispatch pass duration by kind
 	toOffer  prometheus.Histogram     // queued → offered
 	offers   *prometheus.CounterVec   // offers by outcome
+	skipped  prometheus.Counter       // offer passes that read nothing: the queue known empty
 }
 
 func newMetrics() *metrics {
@@ -59,7 +60,10 @@ func newMetrics() *metrics {
 	m.offers = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "handoff_offers_total", Help: "Offers by outcome: made, accepted, declined, expired, withdrawn.",
 	}, []string{"outcome"})
-	m.reg.MustRegister(m.passes, m.toOffer, m.offers)
+	m.skipped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "handoff_dispatch_passes_skipped_total", Help: "Offer passes that read nothing, the queue being known to be empty (counted in handoff_dispatch_pass_seconds too).",
+	})
+	m.reg.MustRegister(m.passes, m.toOffer, m.offers, m.skipped)
 	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sockets, m.online,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -186,6 +186,7 @@ func (p *peers) listen(ctx context.Context) error {
 		}
 		// Whatever changed there may be dispatch work, and the dispatch
 		// lease may be held here.
+		p.s.queue.changed()
 		p.s.wake()
 	}
 }

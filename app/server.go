@@ -49,6 +49,7 @@ type Server struct {
 	queueMu    sync.Mutex
 	lastQueue  map[string]string // conversation → last queue frame sent
 	passBrands brandGuess        // brands of the last offer pass's queue, read beside the next one's
+	queue      queueWatch        // whether anything can have joined the queue since a pass found it empty
 
 	// dispatchLease is the dispatch lock, held across offer passes while
 	// this instance leads (PostgreSQL).
@@ -112,6 +113,10 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	s.loop = matching.NewDispatcher(
 		s.timedPass("offer", func(ctx context.Context) error { return s.exclusivePass(ctx, dispatchLockID, s.offerQueued) }),
 		s.timedPass("sweep", func(ctx context.Context) error {
+			// The sweep's expiries and lapses requeue conversations (here
+			// or, with the lock elsewhere, on another instance): the offer
+			// pass it wakes must read the queue.
+			defer s.queue.changed()
 			if err := s.exclusivePass(ctx, sweepLockID, s.sweepPass); err != nil {
 				return err
 			}

@@ -273,6 +273,7 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 		}
 		s.touchAgent(a.agentID)
 		s.metrics.offers.WithLabelValues("declined").Inc()
+		s.queue.changed()
 		s.wake()
 		return a.send(ctx, "offer.declined", map[string]string{"offer_id": d.OfferID})
 	case "message.send":
