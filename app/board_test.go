@@ -222,19 +222,9 @@ func TestFullReadKeepsNewerRereads(t *testing.T) {
 // only for such conversations).
 func TestOfferPassWithTheBoard(t *testing.T) {
 	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
-		w := newLiveWorld(t, db, apiHighRate, func(c *Config) { c.SnapshotTTL = time.Hour })
+		w, maya, pass := boardWorld(t, db, 1)
 		ctx := context.Background()
 		srv := w.ts.srv
-		pass := func() {
-			t.Helper()
-			if err := srv.offerQueued(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		maya := dialLive(t, w.ts, w.mayaC, "/ws/agent")
-		maya.next("hello")
-		maya.send("presence", map[string]any{"status": "online", "capacity": 1})
-		maya.next("presence")
 
 		// Maya takes the first chat and is full: a second waits.
 		first := w.escalate(t, "board-1")
@@ -333,19 +323,9 @@ func TestOfferPassWithTheBoard(t *testing.T) {
 // escalation) makes the next pass read all of it again.
 func TestOfferPassSkipsWhileQueueEmpty(t *testing.T) {
 	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
-		w := newLiveWorld(t, db, apiHighRate, func(c *Config) { c.SnapshotTTL = time.Hour })
+		w, maya, pass := boardWorld(t, db, 2)
 		ctx := context.Background()
 		srv := w.ts.srv
-		pass := func() {
-			t.Helper()
-			if err := srv.offerQueued(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		maya := dialLive(t, w.ts, w.mayaC, "/ws/agent")
-		maya.next("hello")
-		maya.send("presence", map[string]any{"status": "online", "capacity": 2})
-		maya.next("presence")
 
 		// An escalation through the API is read and offered: the pass
 		// offered everything it read, to the queue's end, so the queue is
@@ -383,4 +363,22 @@ func TestOfferPassSkipsWhileQueueEmpty(t *testing.T) {
 			t.Fatalf("Maya was offered %s; want the older %s", card.ConversationID, quiet.ID)
 		}
 	})
+}
+
+// boardWorld is a live world with the board on and Maya online with
+// capacity seats; pass runs one offer pass.
+func boardWorld(t *testing.T, db *modeltest.DB, capacity int) (w *liveWorld, maya *liveWS, pass func()) {
+	t.Helper()
+	w = newLiveWorld(t, db, apiHighRate, func(c *Config) { c.SnapshotTTL = time.Hour })
+	pass = func() {
+		t.Helper()
+		if err := w.ts.srv.offerQueued(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	maya = dialLive(t, w.ts, w.mayaC, "/ws/agent")
+	maya.next("hello")
+	maya.send("presence", map[string]any{"status": "online", "capacity": capacity})
+	maya.next("presence")
+	return w, maya, pass
 }

@@ -17,8 +17,9 @@ import (
 )
 
 // readLoopServer serves one websocket whose frames go through readLoop to
-// handle; the returned channel closes when readLoop has returned.
-func readLoopServer(t *testing.T, handle func(ctx context.Context, env realtime.Envelope) error) (url string, returned <-chan struct{}) {
+// handle, and dials it: returned closes when readLoop has returned; ctx
+// ends with the test, after 30 s at most.
+func readLoopServer(t *testing.T, handle func(ctx context.Context, env realtime.Envelope) error) (ctx context.Context, conn *websocket.Conn, returned <-chan struct{}) {
 	t.Helper()
 	done := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -32,7 +33,14 @@ func readLoopServer(t *testing.T, handle func(ctx context.Context, env realtime.
 		close(done)
 	}))
 	t.Cleanup(srv.Close)
-	return "ws" + strings.TrimPrefix(srv.URL, "http"), done
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	return ctx, conn, done
 }
 
 // Commands are handled one at a time, in the order sent, while reading
@@ -42,7 +50,7 @@ func TestReadLoopCommandsInOrder(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	var busy, most atomic.Int32
-	url, returned := readLoopServer(t, func(ctx context.Context, env realtime.Envelope) error {
+	ctx, conn, returned := readLoopServer(t, func(ctx context.Context, env realtime.Envelope) error {
 		if n := busy.Add(1); n > most.Load() {
 			most.Store(n)
 		}
@@ -53,12 +61,6 @@ func TestReadLoopCommandsInOrder(t *testing.T) {
 		mu.Unlock()
 		return nil
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const bursts, perBurst = 5, 12
 	for b := range bursts {
 		for i := range perBurst {
@@ -110,17 +112,10 @@ func TestReadLoopCommandsInOrder(t *testing.T) {
 // caller's goroutine and starts one only while frames wait.
 func TestReadLoopIdleHasNoCommandGoroutine(t *testing.T) {
 	handled := make(chan struct{}, 1)
-	url, returned := readLoopServer(t, func(ctx context.Context, env realtime.Envelope) error {
+	ctx, conn, returned := readLoopServer(t, func(ctx context.Context, env realtime.Envelope) error {
 		handled <- struct{}{}
 		return nil
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseNow()
 	if err := conn.Write(ctx, websocket.MessageText, []byte(`{"type":"hello"}`)); err != nil {
 		t.Fatal(err)
 	}
