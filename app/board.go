@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -33,8 +34,12 @@ type agentBoard struct {
 	read   sync.Mutex // one refresh at a time, so an older read never overwrites a newer one
 	mu     sync.Mutex
 	agents map[string]models.AgentState
-	at     time.Time           // last full read
-	stale  map[string]struct{} // agents to re-read before the next pass
+	at     time.Time         // last full read
+	stale  map[string]uint64 // agents to re-read before the next pass, by touch (touches when touched)
+	// touches counts touchAgent's marks, so a full read can tell the
+	// agents touched before it began (its rows are newer) from those
+	// touched while it ran.
+	touches uint64
 
 	// While a full read runs (fulls > 0) without the read lock, the
 	// agents re-read meanwhile are noted in reread: the full read's older
@@ -115,13 +120,20 @@ func (b *agentBoard) changed(id string) {
 // resolve, presence change, expiry), here or on another instance.
 func (s *Server) touchAgent(ids ...string) {
 	s.board.mu.Lock()
-	if s.board.stale == nil {
-		s.board.stale = map[string]struct{}{}
+	s.board.mark(ids...)
+	s.board.mu.Unlock()
+}
+
+// mark notes agents to re-read before the next pass. The caller holds
+// b.mu.
+func (b *agentBoard) mark(ids ...string) {
+	if b.stale == nil {
+		b.stale = map[string]uint64{}
 	}
 	for _, id := range ids {
-		s.board.stale[id] = struct{}{}
+		b.touches++
+		b.stale[id] = b.touches
 	}
-	s.board.mu.Unlock()
 }
 
 // boardAgents returns the agents online for an offer pass as matching
@@ -249,6 +261,7 @@ func (s *Server) refreshBoard(ctx context.Context) error {
 		return s.refreshAgents(ctx)
 	}
 	b.fulls++
+	since := b.touches // touched before the read: its rows are newer
 	b.mu.Unlock()
 	// Read everyone without the read lock, so offer passes go on with
 	// the board as it is (and their re-reads of touched agents) meanwhile.
@@ -264,16 +277,22 @@ func (s *Server) refreshBoard(ctx context.Context) error {
 	b.fulls--
 	// Agents re-read while this read ran have older rows in it: read
 	// them again.
-	if b.stale == nil {
-		b.stale = map[string]struct{}{}
-	}
-	for id := range b.reread {
-		b.stale[id] = struct{}{}
-	}
+	reread := slices.Collect(maps.Keys(b.reread))
 	clear(b.reread)
 	if err != nil {
+		b.mark(reread...)
 		return err
 	}
+	// The agents touched before the read began need no re-read now: the
+	// read saw their change (touches follow commits). Without this, while
+	// passes read nothing (the queue empty), they piled up for the next
+	// escalation's pass to read.
+	for id, at := range b.stale {
+		if at <= since {
+			delete(b.stale, id)
+		}
+	}
+	b.mark(reread...)
 	b.replace(fresh, start)
 	return nil
 }

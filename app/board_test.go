@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -381,4 +382,35 @@ func boardWorld(t *testing.T, db *modeltest.DB, capacity int) (w *liveWorld, may
 	maya.send("presence", map[string]any{"status": "online", "capacity": capacity})
 	maya.next("presence")
 	return w, maya, pass
+}
+
+// The sweep's full read settles the touches made before it began (it read
+// their change), and keeps those made while it ran: passes that read
+// nothing while the queue is empty would otherwise leave every agent
+// touched meanwhile for the next escalation's pass to read.
+func TestFullReadSettlesEarlierTouches(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w, _, _ := boardWorld(t, db, 1)
+		ctx := context.Background()
+		srv := w.ts.srv
+		if err := srv.refreshBoard(ctx); err != nil { // the first read
+			t.Fatal(err)
+		}
+		stale := func() []string {
+			srv.board.mu.Lock()
+			defer srv.board.mu.Unlock()
+			ids := slices.Collect(maps.Keys(srv.board.stale))
+			slices.Sort(ids)
+			return ids
+		}
+		srv.touchAgent(w.maya.ID)
+		srv.board.afterFull = func() { srv.touchAgent(w.tom.ID) }
+		if err := srv.refreshBoard(ctx); err != nil {
+			t.Fatal(err)
+		}
+		srv.board.afterFull = nil
+		if got := stale(); !slices.Equal(got, []string{w.tom.ID}) {
+			t.Fatalf("to re-read after the full read = %v; want only Tom %s (touched while it ran), not Maya %s", got, w.tom.ID, w.maya.ID)
+		}
+	})
 }
