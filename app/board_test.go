@@ -303,11 +303,14 @@ func TestOfferPassWithTheBoard(t *testing.T) {
 			t.Fatalf("Tom was offered %s; want the chat Maya declined, %s", tomCard.ConversationID, second.ID)
 		}
 		// Tom takes it and resolves it: a pass, with Tom free, finds the
-		// queue empty and keeps the guess.
+		// queue empty and keeps the guess. (A resolve alone is no news for
+		// the queue, and the pass before offered all of it, so this pass
+		// would read nothing: a sweep's news makes it read.)
 		tom.send("offer.accept", map[string]string{"offer_id": tomCard.OfferID})
 		tom.next("offer.accepted")
 		tom.send("resolve", map[string]string{"conversation_id": second.ID, "note": "done"})
 		tom.next("resolved")
+		srv.queue.changed()
 		pass()
 		if free, ok := srv.boardFreeSeats(); !ok || free != 1 {
 			t.Fatalf("board free seats = %d, %v; want 1 (Tom)", free, ok)

@@ -211,7 +211,7 @@ func (s *Server) publishQueues(ctx context.Context) error {
 // maintenance, then offers, then queue updates. The running server does the
 // same in two loops: offerQueued on every wake, sweepPass every second.
 func (s *Server) dispatchPass(ctx context.Context) error {
-	s.queue.changed() // tests change the queue in the store, too
+	s.queue.changed() // maintain may requeue (as in the sweep), and tests change the queue in the store
 	if err := s.maintain(ctx); err != nil {
 		return err
 	}
