@@ -92,7 +92,7 @@ func (s *Server) publishMessageFrom(m *models.Message, from *realtime.Sub) {
 // queue that its state changed, with who joined and for which brand.
 func (s *Server) publishConversation(conv *models.Conversation) {
 	s.deliverConversation(context.Background(), conv)
-	ev := peerEvent{K: "c", C: conv.ID}
+	ev := peerEvent{K: "c", C: conv.ID, B: conv.BrandID}
 	if conv.AgentID != nil {
 		ev.A = *conv.AgentID
 		s.touchAgent(ev.A)

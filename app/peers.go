@@ -33,6 +33,7 @@ type peerEvent struct {
 	S int             `json:"s,omitempty"` // message sequence number
 	O string          `json:"o,omitempty"` // offer id
 	A string          `json:"a,omitempty"` // agent id
+	B string          `json:"b,omitempty"` // brand id of a conversation
 	T string          `json:"t,omitempty"` // topic of a frame
 	Y string          `json:"y,omitempty"` // type of a frame
 	D json.RawMessage `json:"d,omitempty"` // data of a frame (no user content)
@@ -217,6 +218,11 @@ func (p *peers) deliver(ctx context.Context, ev peerEvent) {
 			s.publish(convTopic(ev.C), "message", messageFrameOf(&msgs[0]))
 		}
 	case "c":
+		// Its brand says who could be listening before any read (an
+		// event without one, from an older instance, is read anyway).
+		if ev.B != "" && s.hub.Count(convTopic(ev.C))+s.hub.Count(brandTopic(ev.B)) == 0 {
+			return
+		}
 		conv, err := s.store.ConversationByID(ctx, ev.C)
 		if err != nil || s.hub.Count(convTopic(conv.ID))+s.hub.Count(brandTopic(conv.BrandID)) == 0 {
 			return

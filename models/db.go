@@ -181,6 +181,21 @@ func (s *Store) Ping(ctx context.Context) error {
 	return sqlDB.PingContext(ctx)
 }
 
+// AutovacuumOff reports whether PostgreSQL's autovacuum is off (never on
+// SQLite). Without it nothing analyzes the tables as they grow, so the
+// statements each connection prepared while they were small keep plans
+// that read them whole, and dead rows pile up.
+func (s *Store) AutovacuumOff(ctx context.Context) (bool, error) {
+	if s.Dialect != Postgres {
+		return false, nil
+	}
+	var v string
+	if err := s.DB.WithContext(ctx).Raw("SHOW autovacuum").Scan(&v).Error; err != nil {
+		return false, err
+	}
+	return v == "off", nil
+}
+
 // Now is the store's clock reading, in UTC.
 func (s *Store) Now() time.Time { return s.Clock.Now().UTC() }
 

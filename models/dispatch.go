@@ -391,9 +391,25 @@ func (s *Store) Heartbeats(ctx context.Context, agentIDs []string) (skipped []st
 
 // AbandonOverdue abandons every waiting conversation older than its brand's
 // maximum wait, withdrawing its pending offer, and returns them.
+//
+// The sweep calls it every second, so it reads only the waiting
+// conversations older than the shortest maximum wait of any brand (through
+// conversations_waiting_age_idx), not the whole queue: with a backlog of
+// young conversations it reads none of them.
 func (s *Store) AbandonOverdue(ctx context.Context) ([]Conversation, []Offer, error) {
-	waiting, err := s.WaitingConversations(ctx, "")
-	if err != nil || len(waiting) == 0 {
+	var shortest []*int
+	if err := s.DB.WithContext(ctx).Raw("SELECT min(max_wait_seconds) FROM brands").Scan(&shortest).Error; err != nil {
+		return nil, nil, err
+	}
+	if len(shortest) == 0 || shortest[0] == nil {
+		return nil, nil, nil // no brand, so nothing waits
+	}
+	cutoff := s.Now().Add(-time.Duration(*shortest[0]) * time.Second)
+	var waiting []Conversation
+	// Literal statuses, so SQLite uses the partial index (as in
+	// WaitingConversations).
+	if err := s.DB.WithContext(ctx).Where("status IN ('"+ConvQueued+"', '"+ConvOffered+"') AND created_at <= ?", cutoff).
+		Order("created_at, id").Find(&waiting).Error; err != nil || len(waiting) == 0 {
 		return nil, nil, err
 	}
 	ids := map[string]bool{}

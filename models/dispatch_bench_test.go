@@ -124,3 +124,25 @@ func BenchmarkAgentStates(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAbandonOverdue is the sweep's check, every second, with a
+// backlog of 10,000 conversations queued and none of them overdue yet
+// (go test ./models -bench AbandonOverdue -run '^$').
+func BenchmarkAbandonOverdue(b *testing.B) {
+	for _, open := range []func(testing.TB) *modeltest.DB{modeltest.SQLite, modeltest.Postgres} {
+		db := open(b)
+		f := newLiveFixture(b, db)
+		for i := 0; i < 10000; i++ {
+			f.escalate(b, fmt.Sprintf("backlog-%05d", i))
+		}
+		b.Run(db.Name, func(b *testing.B) {
+			ctx := context.Background()
+			for b.Loop() {
+				done, _, err := db.Store.AbandonOverdue(ctx)
+				if err != nil || len(done) != 0 {
+					b.Fatalf("AbandonOverdue = %d abandoned, %v; want none", len(done), err)
+				}
+			}
+		})
+	}
+}

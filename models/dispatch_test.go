@@ -184,3 +184,85 @@ func TestAgentStatesOnePreparedStatement(t *testing.T) {
 		t.Fatalf("AgentStates of 1, 2 and 3 ids prepared %d statements; want 1:\n%q", len(prepared), prepared)
 	}
 }
+
+// The sweep abandons the waiting conversations (queued or offered) older
+// than their own brand's maximum wait, withdrawing a pending offer, and
+// leaves the younger ones, those of a brand that waits longer and the
+// chats in progress. A brand's new maximum counts from its next sweep.
+func TestAbandonOverdue(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db) // Acme and Maya
+		ctx := context.Background()
+		st := db.Store
+		_, beta, err := st.SignUpBrand(ctx, models.BrandSignup{Name: "Beta", Email: "owner@beta.test", Password: "correct horse battery"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		maxWait := func(b *models.Brand, seconds int) {
+			t.Helper()
+			if err := st.DB.Exec("UPDATE brands SET max_wait_seconds = ? WHERE id = ?", seconds, b.ID).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		maxWait(f.brand, 60)
+		maxWait(beta, 900)
+		active := f.escalate(t, "active")
+		if _, _, err := st.AcceptOffer(ctx, f.agent.ID, f.offer(t, active).ID); err != nil {
+			t.Fatal(err)
+		}
+		queued := f.escalate(t, "queued")
+		offered := f.escalate(t, "offered")
+		o := f.offer(t, offered)
+		betaOld, _, err := st.Escalate(ctx, beta.ID, models.Escalation{ExternalID: "beta-old", Language: "en"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Clock.Advance(30 * time.Second)
+		young := f.escalate(t, "young")
+
+		sweep := func(when string, wantDone ...string) {
+			t.Helper()
+			done, rescinded, err := st.AbandonOverdue(ctx)
+			if err != nil {
+				t.Fatalf("%s: AbandonOverdue: %v", when, err)
+			}
+			var got []string
+			for _, c := range done {
+				if c.Status != models.ConvAbandoned || c.AbandonedAt == nil {
+					t.Errorf("%s: returned %s as %s, abandoned at %v; want abandoned", when, c.ExternalID, c.Status, c.AbandonedAt)
+				}
+				got = append(got, c.ExternalID)
+			}
+			sort.Strings(got)
+			if !reflect.DeepEqual(got, wantDone) {
+				t.Errorf("%s: abandoned %v; want %v", when, got, wantDone)
+			}
+			for _, r := range rescinded {
+				if r.ID != o.ID {
+					t.Errorf("%s: rescinded offer %s; want only %s (of %q)", when, r.ID, o.ID, offered.ExternalID)
+				}
+			}
+		}
+		sweep("at 30 s")
+		db.Clock.Advance(30 * time.Second) // Acme's first three are 60 s old
+		sweep("at 60 s", "offered", "queued")
+		if got := offerStatus(t, db, o.ID); got != models.OfferRescinded {
+			t.Errorf("offer of the abandoned conversation is %s; want %s", got, models.OfferRescinded)
+		}
+		checkOffers(t, db)
+		for c, want := range map[*models.Conversation]string{queued: models.ConvAbandoned, offered: models.ConvAbandoned,
+			active: models.ConvActive, young: models.ConvQueued, betaOld: models.ConvQueued} {
+			if got := convStatus(t, db, c.ID); got != want {
+				t.Errorf("%s after the sweep at 60 s is %s; want %s", c.ExternalID, got, want)
+			}
+		}
+		sweep("again at 60 s")
+		maxWait(beta, 45) // Beta's conversation is 60 s old
+		sweep("after Beta's change", "beta-old")
+		db.Clock.Advance(30 * time.Second)
+		sweep("at 90 s", "young")
+		if got := convStatus(t, db, active.ID); got != models.ConvActive {
+			t.Errorf("the chat in progress is %s; want %s", got, models.ConvActive)
+		}
+	})
+}

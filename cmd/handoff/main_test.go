@@ -196,6 +196,23 @@ func TestServeEndToEnd(t *testing.T) {
 		if !strings.Contains(stderr.String(), "msg=stopped") {
 			t.Errorf("stderr lacks the stopped log line:\n%s", stderr.String())
 		}
+		// A PostgreSQL without autovacuum is named at start (this
+		// machine's has it off; SQLite never warns).
+		autovacuum := "n/a"
+		if strings.HasPrefix(dbURL, "postgres") {
+			st, err := models.Open(context.Background(), dbURL, models.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if err := st.DB.Raw("SHOW autovacuum").Scan(&autovacuum).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		warned := strings.Contains(stderr.String(), "autovacuum is off")
+		if warned != (autovacuum == "off") {
+			t.Errorf("autovacuum %s, warned %v; want a warning just when it is off\nstderr:\n%s", autovacuum, warned, stderr.String())
+		}
 	})
 }
 

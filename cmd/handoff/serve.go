@@ -34,6 +34,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if len(applied) > 0 {
 		log.Info("migrated", "applied", applied)
 	}
+	if off, err := st.AutovacuumOff(ctx); err != nil {
+		return err
+	} else if off {
+		log.Warn("PostgreSQL's autovacuum is off: nothing analyzes the tables as they grow, so queries keep plans made while they were small (reading them whole) and dead rows pile up. Turn it on, or run VACUUM ANALYZE regularly.")
+	}
 	ln, err := net.Listen("tcp", e.cfg.Addr)
 	if err != nil {
 		return err

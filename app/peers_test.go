@@ -1,0 +1,69 @@
+package app
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/handoffhq/handoff/models/modeltest"
+	"gorm.io/gorm"
+)
+
+// peerReadKey marks the reads a test's deliveries make.
+type peerReadKey struct{}
+
+// Another instance's news of a conversation names its brand, so this
+// instance reads the conversation only when someone here listens to it or
+// to its brand; news without a brand (from an instance older than this
+// rule) is read as before.
+func TestPeerConversationNewsReadOnlyWhenWatched(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w := newLiveWorld(t, db)
+		srv := w.ts.srv
+		c := w.escalate(t, "chat-1")
+		var reads atomic.Int64
+		if err := srv.store.DB.Callback().Query().After("gorm:query").Register("test:peer_reads", func(tx *gorm.DB) {
+			if tx.Statement.Context.Value(peerReadKey{}) != nil && tx.Statement.Table == "conversations" {
+				reads.Add(1)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.WithValue(context.Background(), peerReadKey{}, true)
+		p := &peers{s: srv}
+		deliver := func(ev peerEvent, wantReads int64) {
+			t.Helper()
+			reads.Store(0)
+			p.deliver(ctx, ev)
+			if got := reads.Load(); got != wantReads {
+				t.Errorf("%+v read the conversation %d times; want %d", ev, got, wantReads)
+			}
+		}
+		ev := peerEvent{K: "c", C: c.ID, B: w.brand.ID}
+		deliver(ev, 0) // nobody here listens
+
+		dashboard := srv.hub.Subscribe(brandTopic(w.brand.ID))
+		defer srv.hub.Unsubscribe(dashboard)
+		deliver(ev, 1)
+		select {
+		case f := <-dashboard.C:
+			if !strings.Contains(string(f), `"conversation"`) || !strings.Contains(string(f), c.ID) {
+				t.Errorf("the brand's dashboard got %s; want the conversation's frame", f)
+			}
+		default:
+			t.Error("the brand's dashboard got no frame")
+		}
+		srv.hub.Unsubscribe(dashboard)
+
+		customer := srv.hub.Subscribe(convTopic(c.ID))
+		defer srv.hub.Unsubscribe(customer)
+		deliver(ev, 1)
+		if len(customer.C) != 1 {
+			t.Errorf("the customer got %d frames; want the conversation's frame", len(customer.C))
+		}
+		srv.hub.Unsubscribe(customer)
+
+		deliver(peerEvent{K: "c", C: c.ID}, 1) // no brand: read, then nobody to tell
+	})
+}
