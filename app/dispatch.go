@@ -27,6 +27,11 @@ func matchConv(c *models.Conversation) matching.Conversation {
 		Priority: c.Priority, QueuedAt: c.QueuedAt, CreatedAt: c.CreatedAt}
 }
 
+func matchQueued(q *models.QueueEntry) matching.Conversation {
+	return matching.Conversation{ID: q.ID, BrandID: q.BrandID, Language: q.Language, Skills: q.SkillList(),
+		Priority: q.Priority, QueuedAt: q.QueuedAt, CreatedAt: q.CreatedAt}
+}
+
 func matchRules(b *models.Brand) matching.Rules {
 	return matching.Rules{MinSkillLevel: b.MinSkillLevel, MinRating: b.MinRating, MinQAScore: b.MinQAScore, RequireCertification: b.RequireCertification}
 }
@@ -134,7 +139,7 @@ func matchCandidates(agents []models.AgentState) []matching.Candidate {
 // publishQueues sends every waiting customer connected here their place
 // in line and estimated wait, when it changed since the last sweep.
 func (s *Server) publishQueues(ctx context.Context) error {
-	waiting, err := s.ds.WaitingConversations(ctx, "")
+	waiting, err := s.ds.WaitingQueue(ctx)
 	if err != nil {
 		return err
 	}
@@ -149,7 +154,7 @@ func (s *Server) publishQueues(ctx context.Context) error {
 		release()
 		byBrand := map[string][]matching.Conversation{}
 		for i := range waiting {
-			byBrand[waiting[i].BrandID] = append(byBrand[waiting[i].BrandID], matchConv(&waiting[i]))
+			byBrand[waiting[i].BrandID] = append(byBrand[waiting[i].BrandID], matchQueued(&waiting[i]))
 		}
 		ids := make([]string, 0, len(byBrand))
 		for id := range byBrand {

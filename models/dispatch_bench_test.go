@@ -125,22 +125,37 @@ func BenchmarkAgentStates(b *testing.B) {
 	}
 }
 
-// BenchmarkAbandonOverdue is the sweep's check, every second, with a
-// backlog of 10,000 conversations queued and none of them overdue yet
-// (go test ./models -bench AbandonOverdue -run '^$').
-func BenchmarkAbandonOverdue(b *testing.B) {
+// BenchmarkSweepBacklog is what the sweep reads every second with a
+// backlog of 10,000 conversations queued and none of them overdue yet: the
+// overdue check, and the queue for the customers' places, beside the whole
+// rows it read before (go test ./models -bench SweepBacklog -run '^$').
+func BenchmarkSweepBacklog(b *testing.B) {
 	for _, open := range []func(testing.TB) *modeltest.DB{modeltest.SQLite, modeltest.Postgres} {
 		db := open(b)
 		f := newLiveFixture(b, db)
 		for i := 0; i < 10000; i++ {
 			f.escalate(b, fmt.Sprintf("backlog-%05d", i))
 		}
-		b.Run(db.Name, func(b *testing.B) {
-			ctx := context.Background()
+		ctx := context.Background()
+		b.Run(db.Name+"/AbandonOverdue", func(b *testing.B) {
 			for b.Loop() {
 				done, _, err := db.Store.AbandonOverdue(ctx)
 				if err != nil || len(done) != 0 {
 					b.Fatalf("AbandonOverdue = %d abandoned, %v; want none", len(done), err)
+				}
+			}
+		})
+		b.Run(db.Name+"/WaitingQueue", func(b *testing.B) {
+			for b.Loop() {
+				if got, err := db.Store.WaitingQueue(ctx); err != nil || len(got) != 10000 {
+					b.Fatalf("WaitingQueue = %d, %v; want 10,000", len(got), err)
+				}
+			}
+		})
+		b.Run(db.Name+"/WaitingConversations", func(b *testing.B) {
+			for b.Loop() {
+				if got, err := db.Store.WaitingConversations(ctx, ""); err != nil || len(got) != 10000 {
+					b.Fatalf("WaitingConversations = %d, %v; want 10,000", len(got), err)
 				}
 			}
 		})

@@ -266,3 +266,47 @@ func TestAbandonOverdue(t *testing.T) {
 		}
 	})
 }
+
+// The sweep's queue read holds the waiting conversations (queued or
+// offered, not those in progress) in line order, with what a place in line
+// needs as the whole rows have it.
+func TestWaitingQueue(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		st := db.Store
+		active := f.escalate(t, "active")
+		if _, _, err := st.AcceptOffer(ctx, f.agent.ID, f.offer(t, active).ID); err != nil {
+			t.Fatal(err)
+		}
+		db.Clock.Advance(time.Second)
+		first := f.escalate(t, "first")
+		db.Clock.Advance(time.Second)
+		f.offer(t, f.escalate(t, "second"))
+		whole, err := st.WaitingConversations(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.WaitingQueue(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(whole) != 2 || len(got) != len(whole) {
+			t.Fatalf("WaitingQueue = %d conversations, WaitingConversations %d; want 2 each", len(got), len(whole))
+		}
+		if got[0].ID != first.ID {
+			t.Errorf("WaitingQueue begins with %s; want %s, the longest waiting", got[0].ID, first.ID)
+		}
+		for i, c := range got {
+			w := whole[i]
+			if c.ID != w.ID || c.BrandID != w.BrandID || c.Status != w.Status || c.Language != w.Language ||
+				!reflect.DeepEqual(c.SkillList(), w.SkillList()) || c.Priority != w.Priority ||
+				!c.QueuedAt.Equal(w.QueuedAt) || !c.CreatedAt.Equal(w.CreatedAt) {
+				t.Errorf("WaitingQueue[%d] = %+v; want the place-in-line fields of %+v", i, c, w)
+			}
+		}
+		if got[1].Status != models.ConvOffered || len(got[1].SkillList()) == 0 {
+			t.Errorf("the second is %s with skills %v; want offered, with its skills", got[1].Status, got[1].SkillList())
+		}
+	})
+}
