@@ -206,10 +206,7 @@ func TestAbandonOverdue(t *testing.T) {
 		}
 		maxWait(f.brand, 60)
 		maxWait(beta, 900)
-		active := f.escalate(t, "active")
-		if _, _, err := st.AcceptOffer(ctx, f.agent.ID, f.offer(t, active).ID); err != nil {
-			t.Fatal(err)
-		}
+		active := f.activeChat(t, "active", f.brand.PayRateMinor, 0)
 		queued := f.escalate(t, "queued")
 		offered := f.escalate(t, "offered")
 		o := f.offer(t, offered)
@@ -275,10 +272,7 @@ func TestWaitingQueue(t *testing.T) {
 		f := newLiveFixture(t, db)
 		ctx := context.Background()
 		st := db.Store
-		active := f.escalate(t, "active")
-		if _, _, err := st.AcceptOffer(ctx, f.agent.ID, f.offer(t, active).ID); err != nil {
-			t.Fatal(err)
-		}
+		f.activeChat(t, "active", f.brand.PayRateMinor, 0) // in progress, so not in line
 		db.Clock.Advance(time.Second)
 		first := f.escalate(t, "first")
 		db.Clock.Advance(time.Second)
