@@ -29,9 +29,9 @@ func (s *Server) apiAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="handoff"`)
 			return echo.NewHTTPError(http.StatusUnauthorized, "Send your brand's API key as Authorization: Bearer <key>.")
 		}
-		// The key is read fresh on every request (a revoked key stops at
-		// once); its brand may be cfg.SnapshotTTL old.
-		k, err := s.store.APIKeyOf(c.Request().Context(), strings.TrimSpace(key))
+		// The key and its brand may be cfg.SnapshotTTL old (apiKey says
+		// how a revocation stops it sooner).
+		k, err := s.apiKey(c.Request().Context(), strings.TrimSpace(key))
 		if errors.Is(err, models.ErrUnauthorized) {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="handoff", error="invalid_token"`)
 			return echo.NewHTTPError(http.StatusUnauthorized, "The API key is unknown or revoked.")

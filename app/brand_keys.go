@@ -50,6 +50,7 @@ func (s *Server) handleBrandKeyRevoke(c echo.Context) error {
 	if err := s.store.RevokeAPIKey(c.Request().Context(), currentUser(c).ID, b.ID, c.Param("key")); err != nil {
 		return err
 	}
+	s.apiKeysChanged()
 	s.flash(c, "Key revoked. Calls with it now answer 401.")
 	return redirect(c, "/brand/"+b.ID+"/keys")
 }

@@ -95,6 +95,41 @@ func (c *ttlCache[V]) forget(key string) {
 	c.mu.Unlock()
 }
 
+// forgetAll drops every key, after a change that may touch any of them
+// (or news of changes that may have been missed).
+func (c *ttlCache[V]) forgetAll() {
+	c.mu.Lock()
+	c.m = nil
+	c.gen++
+	c.mu.Unlock()
+}
+
+// apiKey returns the live key a bot presented, at most cfg.SnapshotTTL
+// old, cached by its digest (never in clear) and only when live: an
+// unknown or revoked key is read every time. A revocation here forgets
+// every cached key at once, and so does news of one from another instance
+// (peers); an instance that misses that news stops the key within the TTL.
+func (s *Server) apiKey(ctx context.Context, key string) (*models.APIKey, error) {
+	k, err := s.apiKeys.get(ctx, models.APIKeyDigest(key), func(ctx context.Context, _ string) (models.APIKey, error) {
+		k, err := s.store.APIKeyOf(ctx, key)
+		if err != nil {
+			return models.APIKey{}, err
+		}
+		return *k, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+// apiKeysChanged forgets the cached keys here and tells the other
+// instances to do the same.
+func (s *Server) apiKeysChanged() {
+	s.apiKeys.forgetAll()
+	s.peers.notify(peerEvent{K: "k"})
+}
+
 // brandSkills returns the brand's skill catalogue, at most cfg.SnapshotTTL
 // old; a change made on this instance shows at once. Shared: do not modify.
 func (s *Server) brandSkills(ctx context.Context, brandID string) ([]models.BrandSkill, error) {

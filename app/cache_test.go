@@ -240,3 +240,69 @@ func TestTTLCacheLoadsEnd(t *testing.T) {
 		}
 	})
 }
+
+// A bot's key is read once per cfg.SnapshotTTL, and a revocation on the
+// brand's keys page stops it at once all the same; a revocation this
+// instance did not see (here: straight in the store) stops it within the
+// TTL. Another key of the brand goes on working.
+func TestAPIKeyCacheFollowsRevocation(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w := newLiveWorld(t, db, func(c *Config) { c.SnapshotTTL = time.Minute })
+		ctx := context.Background()
+		now := time.Now()
+		var clockMu sync.Mutex
+		w.ts.srv.apiKeys.now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+		owner := w.ts.client()
+		owner.login("owner@acme.test", testPassword)
+		n := 0
+		status := func(key string) int {
+			t.Helper()
+			n++
+			kw := *w
+			kw.key = key
+			res := kw.postEscalation(t, fmt.Sprintf(`{"external_id": "k-%d", "customer": {"name": "Ada"}, "language": "en", "skills": ["billing"]}`, n))
+			res.Body.Close()
+			return res.StatusCode
+		}
+		newKey := func(name string) (string, string) {
+			t.Helper()
+			key, k, err := db.Store.CreateAPIKey(ctx, w.owner.ID, w.brand.ID, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return key, k.ID
+		}
+
+		// Behind the server's back: the cached key works until the TTL.
+		quiet, quietID := newKey("quiet")
+		if code := status(quiet); code != http.StatusCreated {
+			t.Fatalf("new key = %d; want 201", code)
+		}
+		if err := db.Store.RevokeAPIKey(ctx, w.owner.ID, w.brand.ID, quietID); err != nil {
+			t.Fatal(err)
+		}
+		if code := status(quiet); code != http.StatusCreated {
+			t.Fatalf("key revoked in the store, within the TTL = %d; want 201 (the cache answers)", code)
+		}
+		clockMu.Lock()
+		now = now.Add(time.Minute)
+		clockMu.Unlock()
+		if code := status(quiet); code != http.StatusUnauthorized {
+			t.Fatalf("key revoked in the store, after the TTL = %d; want 401", code)
+		}
+
+		// On the keys page: at once.
+		loud, loudID := newKey("loud")
+		if code := status(loud); code != http.StatusCreated {
+			t.Fatalf("new key = %d; want 201", code)
+		}
+		res, body := owner.post("/brand/"+w.brand.ID+"/keys/"+loudID+"/revoke", nil)
+		formRedirect(t, "POST revoke", res, body)
+		if code := status(loud); code != http.StatusUnauthorized {
+			t.Fatalf("key revoked on the keys page = %d; want 401 at once", code)
+		}
+		if code := status(w.key); code != http.StatusCreated {
+			t.Fatalf("the brand's other key = %d; want 201", code)
+		}
+	})
+}

@@ -160,6 +160,7 @@ func decodeInto[T any](t testing.TB, raw json.RawMessage) T {
 // a customer-facing API.
 type liveWorld struct {
 	ts          *testServer
+	owner       *models.User
 	brand       *models.Brand
 	key         string
 	maya, tom   *models.Agent
@@ -184,7 +185,7 @@ func newLiveWorld(t *testing.T, db *modeltest.DB, opts ...func(*Config)) *liveWo
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &liveWorld{ts: ts, brand: b, key: key}
+	w := &liveWorld{ts: ts, owner: owner, brand: b, key: key}
 	w.maya = mustAgentWith(t, db, "maya@agents.test", "Maya", 5)
 	w.tom = mustAgentWith(t, db, "tom@agents.test", "Tom", 3)
 	w.mayaC, w.tomC = ts.client(), ts.client()

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +14,7 @@ import (
 
 // secondInstance is another server on the same PostgreSQL database, with
 // its own pool, hub, dispatcher and listener: a second `handoff serve`.
-func secondInstance(t *testing.T, db *modeltest.DB) *testServer {
+func secondInstance(t *testing.T, db *modeltest.DB, opts ...func(*Config)) *testServer {
 	t.Helper()
 	st, err := models.Open(context.Background(), db.URL, models.Options{Clock: db.Clock, Log: db.Store.Log})
 	if err != nil {
@@ -20,7 +22,7 @@ func secondInstance(t *testing.T, db *modeltest.DB) *testServer {
 	}
 	t.Cleanup(func() { st.Close() })
 	st.PasswordCost = db.Store.PasswordCost
-	return newTestServer(t, &modeltest.DB{Name: db.Name, URL: db.URL, Store: st, Clock: db.Clock})
+	return newTestServer(t, &modeltest.DB{Name: db.Name, URL: db.URL, Store: st, Clock: db.Clock}, opts...)
 }
 
 // runInstances starts the background work of each server and waits until
@@ -87,6 +89,47 @@ func TestTwoInstancesDeliverOffersAndMessages(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// A key revoked on instance A stops on instance B as soon as B hears of
+// it, though both cache keys for longer than the test runs.
+func TestRevokedKeyStopsOnEveryInstance(t *testing.T) {
+	db := modeltest.Postgres(t)
+	long := func(c *Config) { c.SnapshotTTL = time.Hour }
+	w := newLiveWorld(t, db, long, apiHighRate) // instance A: w.ts
+	b := secondInstance(t, db, long, apiHighRate)
+	runInstances(t, w.ts, b)
+	bw := *w
+	bw.ts = b
+	n := 0
+	status := func() int {
+		t.Helper()
+		n++
+		res := bw.postEscalation(t, fmt.Sprintf(`{"external_id": "k-%d", "customer": {"name": "Ada"}, "language": "en", "skills": ["billing"]}`, n))
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := status(); code != http.StatusCreated {
+		t.Fatalf("escalation on B = %d; want 201", code)
+	}
+	keys, err := db.Store.APIKeys(context.Background(), w.brand.ID)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("APIKeys = %d keys, %v; want the one", len(keys), err)
+	}
+	owner := w.ts.client()
+	owner.login("owner@acme.test", testPassword)
+	res, body := owner.post("/brand/"+w.brand.ID+"/keys/"+keys[0].ID+"/revoke", nil)
+	formRedirect(t, "POST revoke on A", res, body)
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		code := status()
+		if code == http.StatusUnauthorized {
+			break
+		}
+		if code != http.StatusCreated || time.Now().After(deadline) {
+			t.Fatalf("escalation on B after the revocation on A = %d; want 401 once B hears of it", code)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -28,7 +28,7 @@ const (
 
 // peerEvent is one change for the other instances.
 type peerEvent struct {
-	K string          `json:"k"`           // m message, c conversation, o offer, f frame, x close agent
+	K string          `json:"k"`           // m message, c conversation, o offer, f frame, x close agent, k API keys revoked
 	C string          `json:"c,omitempty"` // conversation id
 	S int             `json:"s,omitempty"` // message sequence number
 	O string          `json:"o,omitempty"` // offer id
@@ -168,6 +168,7 @@ func (p *peers) listen(ctx context.Context) error {
 		// resumes from the database (its pending offer, its chats, the
 		// messages after the last it saw).
 		p.gap = false
+		p.s.apiKeys.forgetAll() // a revocation may be among what was lost
 		n := p.s.hub.CloseAll()
 		p.log.Warn("listener back after a gap; closed sockets so their clients resume", "sockets", n)
 	}
@@ -241,5 +242,7 @@ func (p *peers) deliver(ctx context.Context, ev peerEvent) {
 		}
 	case "x":
 		s.hub.Close(agentTopic(ev.A))
+	case "k":
+		s.apiKeys.forgetAll()
 	}
 }

@@ -43,6 +43,7 @@ type Server struct {
 	beats      beats
 	board      agentBoard
 	brands     ttlCache[models.Brand]
+	apiKeys    ttlCache[models.APIKey] // live keys by digest
 	agentNames ttlCache[string]
 	skills     ttlCache[[]models.BrandSkill] // per brand, to check escalations' skills
 	headcounts ttlCache[headcount]           // per brand, language, skills and ladder step, for wait estimates
@@ -90,6 +91,7 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 		return nil, err
 	}
 	s.brands.ttl, s.times.ttl, s.skills.ttl, s.headcounts.ttl = cfg.SnapshotTTL, cfg.SnapshotTTL, cfg.SnapshotTTL, cfg.SnapshotTTL
+	s.apiKeys.ttl = cfg.SnapshotTTL
 	if cfg.SnapshotTTL > 0 {
 		s.agentNames.ttl = profileTTL
 	}

@@ -317,6 +317,10 @@ const APIKeyPrefix = "hk_"
 
 // digestKey is the stored form of an API key: keys carry 256 bits of
 // randomness, so a fast digest is safe and keeps every API call cheap.
+// APIKeyDigest is the digest under which a key is stored, for caching a
+// key without keeping it in clear.
+func APIKeyDigest(key string) string { return digestKey(key) }
+
 func digestKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])
