@@ -346,10 +346,14 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 	return models.Invalid("type", "unknown command "+env.Type)
 }
 
+// messagePage is how many messages a socket reads at a time when it
+// resumes.
+const messagePage = 500
+
 // resume sends the messages after a sequence number, in order.
 func (c *wsConn) resume(ctx context.Context, convID string, after int) error {
 	for {
-		msgs, err := c.s.store.Messages(ctx, convID, after, 500)
+		msgs, err := c.s.store.Messages(ctx, convID, after, messagePage)
 		if err != nil {
 			return err
 		}
@@ -359,7 +363,7 @@ func (c *wsConn) resume(ctx context.Context, convID string, after int) error {
 			}
 			after = msgs[i].Seq
 		}
-		if len(msgs) < 500 {
+		if len(msgs) < messagePage {
 			return nil
 		}
 	}

@@ -29,9 +29,14 @@ func (s *Server) customerOpen(ctx context.Context, id string) (*models.Conversat
 		return nil, 0, err
 	}
 	if conv.Status == models.ConvClosed {
-		return nil, 0, echo.NewHTTPError(http.StatusGone, "This conversation has ended. Start a new chat from the brand's website.")
+		return nil, 0, errGone()
 	}
 	return conv, place, nil
+}
+
+// errGone answers a customer link to a closed conversation.
+func errGone() error {
+	return echo.NewHTTPError(http.StatusGone, "This conversation has ended. Start a new chat from the brand's website.")
 }
 
 // customerState is what the customer's page shows about their conversation.
@@ -68,9 +73,14 @@ func (s *Server) handleCustomerSocket(c echo.Context) error {
 	// read (an agent joining, a message) is in a frame after the hello.
 	sub := s.hub.Subscribe(convTopic(id))
 	defer s.hub.Unsubscribe(sub)
-	conv, place, err := s.customerOpen(c.Request().Context(), id)
+	// The messages the page has not seen come with the conversation (one
+	// round trip on PostgreSQL); the rest, past the first page, after.
+	conv, place, msgs, err := s.store.ConversationResumed(c.Request().Context(), id, after, messagePage)
 	if err != nil {
 		return err
+	}
+	if conv.Status == models.ConvClosed {
+		return errGone()
 	}
 	conn, err := s.accept(c.Response(), c.Request())
 	if err != nil {
@@ -101,8 +111,14 @@ func (s *Server) handleCustomerSocket(c echo.Context) error {
 		if err := ws.send(ctx, "hello", data); err != nil {
 			return err
 		}
-		if conv.LastSeq <= after {
-			return nil // nothing stored that the page has not seen
+		for i := range msgs {
+			if err := ws.send(ctx, "message", messageFrameOf(&msgs[i])); err != nil {
+				return err
+			}
+			after = msgs[i].Seq
+		}
+		if len(msgs) < messagePage {
+			return nil
 		}
 		return ws.resume(ctx, conv.ID, after)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -720,6 +721,10 @@ func TestQueuePlaces(t *testing.T) {
 			if got.Status != fresh.Status || got.LastSeq != fresh.LastSeq || got.BrandID != fresh.BrandID {
 				t.Fatalf("ConversationPlaced row %+v differs from %+v", got, fresh)
 			}
+			resumed, rplace, _, err := st.ConversationResumed(ctx, c.ID, 0, 0)
+			if err != nil || rplace != place || !reflect.DeepEqual(resumed, got) {
+				t.Fatalf("ConversationResumed(%s) = %+v at %d, %v; want %+v at %d as ConversationPlaced", c.ID, resumed, rplace, err, got, place)
+			}
 			return place
 		}
 		a := escalate("a", 0, true)
@@ -748,6 +753,45 @@ func TestQueuePlaces(t *testing.T) {
 		}
 		if _, _, err := st.ConversationPlaced(ctx, "nope"); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("unknown conversation: %v; want ErrNotFound", err)
+		}
+		if _, _, _, err := st.ConversationResumed(ctx, models.NewID(), 0, 0); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("ConversationResumed(unknown) = %v; want ErrNotFound", err)
+		}
+	})
+}
+
+// A customer's socket opening reads the conversation and the messages
+// after the last the page saw, page by page, as Messages gives them.
+func TestConversationResumed(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		st := db.Store
+		c := f.activeChat(t, "resume", 450, 0) // two lines of transcript
+		for i, sender := range []string{models.SenderCustomer, models.SenderAgent, models.SenderCustomer} {
+			senderID := ""
+			if sender == models.SenderAgent {
+				senderID = f.agent.ID
+			}
+			if _, _, err := st.AddMessage(ctx, c.ID, sender, senderID, fmt.Sprintf("m%d", i), fmt.Sprintf("line %d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := st.Messages(ctx, c.ID, 0, 0)
+		if err != nil || len(all) != 5 {
+			t.Fatalf("Messages = %d, %v; want 5", len(all), err)
+		}
+		for _, tc := range []struct{ after, limit, from, to int }{
+			{0, 0, 0, 5}, {0, 3, 0, 3}, {3, 500, 3, 5}, {4, 1, 4, 5}, {5, 0, 5, 5}, {9, 0, 5, 5},
+		} {
+			got, place, msgs, err := st.ConversationResumed(ctx, c.ID, tc.after, tc.limit)
+			if err != nil || got.ID != c.ID || got.Status != models.ConvActive || got.LastSeq != 5 || place != 0 {
+				t.Fatalf("ConversationResumed(after %d) = %+v at %d, %v; want the active chat, last seq 5, not waiting", tc.after, got, place, err)
+			}
+			want := all[tc.from:tc.to]
+			if len(msgs) != len(want) || (len(want) > 0 && !reflect.DeepEqual(msgs, want)) {
+				t.Fatalf("ConversationResumed(after %d, limit %d) messages %+v; want %+v", tc.after, tc.limit, msgs, want)
+			}
 		}
 	})
 }

@@ -2,9 +2,12 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
 )
@@ -268,26 +271,115 @@ func (s *Store) ConversationPlaced(ctx context.Context, id string) (*Conversatio
 		Conversation `gorm:"embedded"`
 		Ahead        *int
 	}
-	err := s.DB.WithContext(ctx).Raw(`SELECT c.*,
-    CASE WHEN c.status IN ('`+ConvQueued+`', '`+ConvOffered+`') THEN
-        `+waitingAheadSQL("c.brand_id", "c.priority", "c.queued_at", "c.id")+`
-    END AS ahead
-FROM conversations c WHERE c.id = ?`, id).Scan(&rows).Error
+	err := s.DB.WithContext(ctx).Raw(conversationPlacedSQL("c.*", "?"), id).Scan(&rows).Error
 	if err != nil {
 		return nil, 0, err
 	}
 	if len(rows) == 0 {
 		return nil, 0, fmt.Errorf("conversation: %w", ErrNotFound)
 	}
-	place := 0
-	if rows[0].Ahead != nil {
-		place = *rows[0].Ahead + 1
-	}
 	// A copy, not a pointer into rows: GORM's scan gives rows room for
 	// many, about 8 KB, which a customer's socket would keep for its life
 	// (66 MB over 10,000 idle sockets).
 	c := rows[0].Conversation
-	return &c, place, nil
+	return &c, placeOf(rows[0].Ahead), nil
+}
+
+// conversationPlacedSQL reads the columns cols of conversation id (a
+// placeholder) and, while it waits, how many wait ahead of it.
+func conversationPlacedSQL(cols, id string) string {
+	return `SELECT ` + cols + `,
+    CASE WHEN c.status IN ('` + ConvQueued + `', '` + ConvOffered + `') THEN
+        ` + waitingAheadSQL("c.brand_id", "c.priority", "c.queued_at", "c.id") + `
+    END AS ahead
+FROM conversations c WHERE c.id = ` + id
+}
+
+// placeOf is the place in line of a conversation with ahead waiting
+// before it, 0 when it does not wait (nil).
+func placeOf(ahead *int) int {
+	if ahead == nil {
+		return 0
+	}
+	return *ahead + 1
+}
+
+// ConversationResumed is ConversationPlaced with the messages after
+// afterSeq, at most limit of them (as Messages): what a customer's socket
+// sends when it opens. On PostgreSQL both reads share one round trip.
+func (s *Store) ConversationResumed(ctx context.Context, id string, afterSeq, limit int) (*Conversation, int, []Message, error) {
+	if s.Dialect != Postgres {
+		c, place, err := s.ConversationPlaced(ctx, id)
+		if err != nil || c.LastSeq <= afterSeq {
+			return c, place, nil, err
+		}
+		msgs, err := s.Messages(ctx, id, afterSeq, limit)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		return c, place, msgs, nil
+	}
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	var c Conversation
+	var ahead *int
+	convCols, convDst, err := scanTargets(s.DB, &c)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	msgCols, _, err := scanTargets(s.DB, &Message{})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	found := false
+	var msgs []Message
+	err = s.withPgxConn(ctx, func(conn *pgx.Conn) error {
+		b := &pgx.Batch{}
+		b.Queue(conversationPlacedSQL("c."+strings.Join(convCols, ", c."), "$1"), id)
+		b.Queue("SELECT "+strings.Join(msgCols, ", ")+" FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+			id, afterSeq, limit)
+		br := conn.SendBatch(ctx, b)
+		rows, err := br.Query()
+		if err != nil {
+			return errors.Join(err, br.Close())
+		}
+		if rows.Next() {
+			found = true
+			err = rows.Scan(append(convDst, &ahead)...)
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+		if err != nil {
+			return errors.Join(err, br.Close())
+		}
+		if rows, err = br.Query(); err != nil {
+			return errors.Join(err, br.Close())
+		}
+		for rows.Next() {
+			var m Message
+			_, dst, err := scanTargets(s.DB, &m)
+			if err == nil {
+				err = rows.Scan(dst...)
+			}
+			if err != nil {
+				rows.Close()
+				return errors.Join(err, br.Close())
+			}
+			msgs = append(msgs, m)
+		}
+		rows.Close()
+		return errors.Join(rows.Err(), br.Close())
+	})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if !found {
+		return nil, 0, nil, fmt.Errorf("conversation: %w", ErrNotFound)
+	}
+	return &c, placeOf(ahead), msgs, nil
 }
 
 // WaitingConversations returns every queued or offered conversation.
