@@ -220,6 +220,7 @@ type sim struct {
 	missedActive                                         atomic.Int64
 
 	offerLat, msgLat latencies
+	offersShown      int // offer samples the last progress line had seen
 	errs             errorSample
 
 	// finishing is closed when the run is over: agents resolve their chats
@@ -494,8 +495,13 @@ func (s *sim) escalate(parent, ctx context.Context, bots *sync.WaitGroup, start 
 // progress prints one line on stderr.
 func (s *sim) progress(elapsed time.Duration) {
 	offer := s.offerLat.sorted()
+	recent, n := s.offerLat.since(s.offersShown)
+	s.offersShown = n
 	line := fmt.Sprintf("simulate: %5.0fs  escalations %d  assigned %d  resolved %d  errors %d  offer p99 %.1f ms",
 		elapsed.Seconds(), s.escalations.Load(), s.assigned.Load(), s.resolved.Load(), s.errors.Load(), percentile(offer, 99))
+	if len(recent) > 0 {
+		line += fmt.Sprintf(" (since the last line: p99 %.1f, max %.1f)", percentile(recent, 99), percentile(recent, 100))
+	}
 	if n := s.rateLimited.Load(); n > 0 {
 		line += fmt.Sprintf("  rate limited %d", n)
 	}

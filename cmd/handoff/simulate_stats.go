@@ -47,6 +47,18 @@ func (l *latencies) sorted() []float64 {
 	return out
 }
 
+// since returns a sorted copy of the samples from the i-th on, and how
+// many samples there are now: progress shows the last interval's latency
+// beside the run's, so a stall shows when it happens.
+func (l *latencies) since(i int) ([]float64, int) {
+	l.mu.Lock()
+	n := len(l.ms)
+	out := slices.Clone(l.ms[min(i, n):])
+	l.mu.Unlock()
+	slices.Sort(out)
+	return out, n
+}
+
 // percentile returns the p-th percentile (0 < p ≤ 100) of sorted values by
 // the nearest-rank method: the smallest value with at least p% of the
 // values at or below it. It is 0 for no values.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -272,5 +273,23 @@ func TestSimulateIdle(t *testing.T) {
 	waiting, err := st.WaitingConversations(context.Background(), "")
 	if err != nil || len(waiting) != 0 {
 		t.Fatalf("waiting conversations after the run = %d, %v; want none", len(waiting), err)
+	}
+}
+
+// Progress lines show the samples since the last line beside the run's.
+func TestSimulateLatenciesSince(t *testing.T) {
+	t.Parallel()
+	var l latencies
+	for _, ms := range []int{5, 1, 4, 9, 2} {
+		l.add(time.Duration(ms) * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		from int
+		want []float64
+	}{{0, []float64{1, 2, 4, 5, 9}}, {3, []float64{2, 9}}, {5, []float64{}}, {9, []float64{}}} {
+		got, n := l.since(tc.from)
+		if n != 5 || !slices.Equal(got, tc.want) {
+			t.Errorf("since(%d) = %v, %d; want %v, 5", tc.from, got, n, tc.want)
+		}
 	}
 }
