@@ -357,16 +357,24 @@ func (c *wsConn) resume(ctx context.Context, convID string, after int) error {
 		if err != nil {
 			return err
 		}
-		for i := range msgs {
-			if err := c.send(ctx, "message", messageFrameOf(&msgs[i])); err != nil {
-				return err
-			}
-			after = msgs[i].Seq
-		}
-		if len(msgs) < messagePage {
-			return nil
+		var more bool
+		if after, more, err = c.sendPage(ctx, msgs, after); err != nil || !more {
+			return err
 		}
 	}
+}
+
+// sendPage sends a page of messages read after sequence number after, in
+// order. It returns the last one's number (after, when none) and whether
+// the page was full, so that more may follow.
+func (c *wsConn) sendPage(ctx context.Context, msgs []models.Message, after int) (int, bool, error) {
+	for i := range msgs {
+		if err := c.send(ctx, "message", messageFrameOf(&msgs[i])); err != nil {
+			return after, false, err
+		}
+		after = msgs[i].Seq
+	}
+	return after, len(msgs) == messagePage, nil
 }
 
 // wake asks this process's dispatcher for a pass at once.

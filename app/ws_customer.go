@@ -111,14 +111,9 @@ func (s *Server) handleCustomerSocket(c echo.Context) error {
 		if err := ws.send(ctx, "hello", data); err != nil {
 			return err
 		}
-		for i := range msgs {
-			if err := ws.send(ctx, "message", messageFrameOf(&msgs[i])); err != nil {
-				return err
-			}
-			after = msgs[i].Seq
-		}
-		if len(msgs) < messagePage {
-			return nil
+		after, more, err := ws.sendPage(ctx, msgs, after)
+		if err != nil || !more {
+			return err
 		}
 		return ws.resume(ctx, conv.ID, after)
 	}
