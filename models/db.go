@@ -40,10 +40,13 @@ const SQLitePragmas = "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma
 type Store struct {
 	// PasswordCost is the bcrypt cost for new passwords (0: bcrypt.DefaultCost).
 	PasswordCost int
-	DB           *gorm.DB
-	Dialect      Dialect
-	Clock        Clock
-	Log          *slog.Logger
+	// LapseBatch caps the offers and the agents one LapsePresence
+	// handles (0: DefaultLapseBatch).
+	LapseBatch int
+	DB         *gorm.DB
+	Dialect    Dialect
+	Clock      Clock
+	Log        *slog.Logger
 
 	// Brands whose money_recorded_at is known to be set (it never goes
 	// back), so resolves skip the update that would set it.

