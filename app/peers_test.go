@@ -2,10 +2,12 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/handoffhq/handoff/models"
 	"github.com/handoffhq/handoff/models/modeltest"
 	"gorm.io/gorm"
 )
@@ -66,4 +68,27 @@ func TestPeerConversationNewsReadOnlyWhenWatched(t *testing.T) {
 
 		deliver(peerEvent{K: "c", C: c.ID}, 1) // no brand: read, then nobody to tell
 	})
+}
+
+// An instance knows its own batches, which PostgreSQL sends back to its
+// listener, from their first bytes, and no other instance's.
+func TestPeersKnowTheirOwnBatches(t *testing.T) {
+	p := &peers{id: models.NewID()}
+	other := &peers{id: models.NewID()}
+	for _, events := range [][]peerEvent{nil, {{K: "c", C: models.NewID(), B: models.NewID()}}, {{K: "k"}, {K: "x", A: p.id}}} {
+		mine, err := json.Marshal(peerBatch{From: p.id, Events: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := json.Marshal(peerBatch{From: other.id, Events: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.own(string(mine)) || p.own(string(theirs)) || other.own(string(mine)) {
+			t.Fatalf("own(%s) = %v, own(%s) = %v; want true, false", mine, p.own(string(mine)), theirs, p.own(string(theirs)))
+		}
+	}
+	if p.own("") || p.own(`{"e":[],"i":"`+p.id+`"}`) {
+		t.Fatal("own took a payload that does not start with this instance's id")
+	}
 }
