@@ -385,12 +385,18 @@ func (s *Store) ConversationByID(ctx context.Context, id string) (*Conversation,
 
 // Messages returns the conversation's messages after seq afterSeq, in order.
 func (s *Store) Messages(ctx context.Context, convID string, afterSeq, limit int) ([]Message, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 1000
-	}
 	var out []Message
 	return out, s.DB.WithContext(ctx).Where("conversation_id = ? AND seq > ?", convID, afterSeq).
-		Order("seq").Limit(limit).Find(&out).Error
+		Order("seq").Limit(messageLimit(limit)).Find(&out).Error
+}
+
+// messageLimit is the page size of a read of messages asked for limit:
+// 1,000 when limit is 0 or more than that.
+func messageLimit(limit int) int {
+	if limit <= 0 || limit > 1000 {
+		return 1000
+	}
+	return limit
 }
 
 // AddMessage stores a message with the conversation's next sequence number.

@@ -319,16 +319,16 @@ func (s *Store) ConversationResumed(ctx context.Context, id string, afterSeq, li
 		}
 		return c, place, msgs, nil
 	}
-	if limit <= 0 || limit > 1000 {
-		limit = 1000
-	}
 	var c Conversation
 	var ahead *int
 	convCols, convDst, err := scanTargets(s.DB, &c)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	msgCols, _, err := scanTargets(s.DB, &Message{})
+	// Each row is scanned into m, then copied: pgx gives the pointer
+	// fields (client id, sent at) a new value per row.
+	var m Message
+	msgCols, msgDst, err := scanTargets(s.DB, &m)
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -338,7 +338,7 @@ func (s *Store) ConversationResumed(ctx context.Context, id string, afterSeq, li
 		b := &pgx.Batch{}
 		b.Queue(conversationPlacedSQL("c."+strings.Join(convCols, ", c."), "$1"), id)
 		b.Queue("SELECT "+strings.Join(msgCols, ", ")+" FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-			id, afterSeq, limit)
+			id, afterSeq, messageLimit(limit))
 		br := conn.SendBatch(ctx, b)
 		rows, err := br.Query()
 		if err != nil {
@@ -359,12 +359,8 @@ func (s *Store) ConversationResumed(ctx context.Context, id string, afterSeq, li
 			return errors.Join(err, br.Close())
 		}
 		for rows.Next() {
-			var m Message
-			_, dst, err := scanTargets(s.DB, &m)
-			if err == nil {
-				err = rows.Scan(dst...)
-			}
-			if err != nil {
+			m = Message{}
+			if err := rows.Scan(msgDst...); err != nil {
 				rows.Close()
 				return errors.Join(err, br.Close())
 			}
