@@ -53,6 +53,7 @@ type Store struct {
 	moneyRecorded sync.Map
 
 	messages messageWriter // message batches
+	gate     *sqliteGate   // SQLite: this process's writes take turns (nil on PostgreSQL)
 }
 
 // Options tunes Open.
@@ -125,6 +126,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	var dialector gorm.Dialector
+	var gate *sqliteGate
 	switch dialect {
 	case SQLite:
 		path := strings.TrimPrefix(dsn[:strings.IndexByte(dsn, '?')], "file:")
@@ -133,7 +135,15 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 				return nil, fmt.Errorf("create database folder: %w", err)
 			}
 		}
-		dialector = sqlite.Open(dsn)
+		// The driver registered as "sqlite", opened behind this file's
+		// write gate (sqlite_gate.go).
+		registered, err := sql.Open(sqlite.DriverName, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		gate = newSQLiteGate(sqliteWriteWait)
+		dialector = sqlite.Dialector{Conn: sql.OpenDB(&sqliteConnector{drv: registered.Driver(), dsn: dsn, gate: gate})}
+		_ = registered.Close() // it never opened a connection
 	case Postgres:
 		dialector = postgres.Open(dsn)
 	}
@@ -163,7 +173,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s: %w", dialect, err)
 	}
-	return &Store{DB: db, Dialect: dialect, Clock: clock, Log: log}, nil
+	return &Store{DB: db, Dialect: dialect, Clock: clock, Log: log, gate: gate}, nil
 }
 
 // Close closes the connection pool.

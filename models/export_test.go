@@ -1,5 +1,7 @@
 package models
 
+import "time"
+
 // The statements of the offer batch on PostgreSQL, for tests that run them
 // by hand on a connection of their own, to stop between them.
 var (
@@ -7,3 +9,14 @@ var (
 	CreateOffersSQL        = createOffersSQL
 	CreateOffersRequeueSQL = createOffersRequeueSQL
 )
+
+// SQLiteWritesWaiting counts the writes waiting for their turn at a SQLite
+// store's gate (sqlite_gate.go).
+func SQLiteWritesWaiting(s *Store) int { return int(s.gate.waiting.Load()) }
+
+// SetSQLiteWriteWait changes how long a write waits for its turn; call it
+// before the store is used.
+func SetSQLiteWriteWait(s *Store, d time.Duration) { s.gate.wait = d }
+
+// StatementWrites is the gate's test of whether a statement may write.
+var StatementWrites = statementWrites

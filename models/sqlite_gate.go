@@ -1,0 +1,366 @@
+package models
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SQLite lets one connection write at a time. Left to itself, a connection
+// that finds the write lock taken polls for it in SQLite's busy handler,
+// sleeping 1, 2, 5, 10 … 100 ms between tries: the lock often sits free
+// while every waiter sleeps, and a waiter that keeps losing the race to
+// newcomers meets busy_timeout and fails with SQLITE_BUSY. Under load that
+// was most of an escalation's wait on SQLite, and a 500 now and then (a
+// resolve, an accept, an escalation) at 100 escalations/s.
+//
+// So this process's connections take turns before SQLite's lock: a gate
+// that one write holds at a time, from its BEGIN to its COMMIT or ROLLBACK
+// (every transaction here is BEGIN IMMEDIATE, a write), or for the one
+// statement that writes outside a transaction until its rows are closed.
+// Writers wait in the gate in arrival order and the next starts the moment
+// the last one ends. Reads outside a transaction never wait for it (WAL
+// mode lets them run beside the writer). Another process on the same file
+// (the admin commands) still meets busy_timeout, as before.
+
+// sqliteWriteWait caps how long a write waits for its turn, as SQLite's
+// busy_timeout (SQLitePragmas) caps the wait for the lock itself.
+const sqliteWriteWait = 5 * time.Second
+
+// errSQLiteBusy answers a write that waited sqliteWriteWait for its turn.
+var errSQLiteBusy = errors.New("database is locked: waited too long for the other writes of this process")
+
+// sqliteGate is the turn of the process's connections to one database
+// file.
+type sqliteGate struct {
+	turn    chan struct{} // holds a token while a write has the turn
+	wait    time.Duration
+	waiting atomic.Int32 // writes waiting for the turn now (tests)
+	kinds   sync.Map     // statement text → bool (writes); statements repeat
+}
+
+func newSQLiteGate(wait time.Duration) *sqliteGate {
+	return &sqliteGate{turn: make(chan struct{}, 1), wait: wait}
+}
+
+// enter waits for the turn, in arrival order (a channel's waiters are
+// served first come, first served), for at most g.wait.
+func (g *sqliteGate) enter(ctx context.Context) error {
+	select {
+	case g.turn <- struct{}{}:
+		return nil
+	default:
+	}
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
+	t := time.NewTimer(g.wait)
+	defer t.Stop()
+	select {
+	case g.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errSQLiteBusy
+	}
+}
+
+func (g *sqliteGate) leave() { <-g.turn }
+
+// writes reports whether a statement run outside a transaction may write:
+// anything but a SELECT, or a WITH whose statement is a SELECT. A read
+// taken for a write only waits its turn.
+func (g *sqliteGate) writes(query string) bool {
+	if v, ok := g.kinds.Load(query); ok {
+		return v.(bool)
+	}
+	w := statementWrites(query)
+	g.kinds.Store(query, w)
+	return w
+}
+
+func statementWrites(query string) bool {
+	q := strings.ToUpper(strings.TrimSpace(query))
+	switch {
+	case strings.HasPrefix(q, "SELECT"):
+		return false
+	case strings.HasPrefix(q, "WITH"):
+		for _, w := range []string{"INSERT", "UPDATE", "DELETE", "REPLACE"} {
+			if containsWord(q, w) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// containsWord reports whether w occurs in s as a whole word.
+func containsWord(s, w string) bool {
+	for i := 0; ; {
+		j := strings.Index(s[i:], w)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(w)
+		if (start == 0 || !isWordByte(s[start-1])) && (end == len(s) || !isWordByte(s[end])) {
+			return true
+		}
+		i = end
+	}
+}
+
+func isWordByte(b byte) bool {
+	return b == '_' || b >= '0' && b <= '9' || b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z'
+}
+
+// sqliteConnector opens the driver's connections behind the gate.
+type sqliteConnector struct {
+	drv  driver.Driver
+	dsn  string
+	gate *sqliteGate
+}
+
+func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := c.drv.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	for _, need := range []any{(*driver.ConnBeginTx)(nil), (*driver.ExecerContext)(nil), (*driver.QueryerContext)(nil), (*driver.ConnPrepareContext)(nil)} {
+		if !reflect.TypeOf(conn).Implements(reflect.TypeOf(need).Elem()) {
+			conn.Close()
+			return nil, fmt.Errorf("sqlite driver connection %T lacks %s", conn, reflect.TypeOf(need).Elem())
+		}
+	}
+	return &gatedConn{inner: conn, gate: c.gate}, nil
+}
+
+func (c *sqliteConnector) Driver() driver.Driver { return c.drv }
+
+// gatedConn is one connection. database/sql uses a connection from one
+// goroutine at a time, so inTx needs no lock.
+type gatedConn struct {
+	inner driver.Conn
+	gate  *sqliteGate
+	inTx  bool
+}
+
+var (
+	_ driver.Conn               = (*gatedConn)(nil)
+	_ driver.ConnBeginTx        = (*gatedConn)(nil)
+	_ driver.ExecerContext      = (*gatedConn)(nil)
+	_ driver.QueryerContext     = (*gatedConn)(nil)
+	_ driver.ConnPrepareContext = (*gatedConn)(nil)
+	_ driver.Pinger             = (*gatedConn)(nil)
+)
+
+func (c *gatedConn) Close() error { return c.inner.Close() }
+
+func (c *gatedConn) Ping(ctx context.Context) error {
+	if p, ok := c.inner.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+func (c *gatedConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+// BeginTx takes the turn until the transaction ends: with _txlock=immediate
+// every transaction takes SQLite's write lock at BEGIN.
+func (c *gatedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if err := c.gate.enter(ctx); err != nil {
+		return nil, err
+	}
+	tx, err := c.inner.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	if err != nil {
+		c.gate.leave()
+		return nil, err
+	}
+	c.inTx = true
+	return &gatedTx{inner: tx, conn: c}, nil
+}
+
+// turn takes the turn for a statement outside a transaction that may
+// write; release (never nil) gives it back.
+func (c *gatedConn) turn(ctx context.Context, query string) (release func(), err error) {
+	if c.inTx || !c.gate.writes(query) {
+		return func() {}, nil
+	}
+	if err := c.gate.enter(ctx); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(c.gate.leave) }, nil
+}
+
+func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	release, err := c.turn(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return c.inner.(driver.ExecerContext).ExecContext(ctx, query, args)
+}
+
+func (c *gatedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	release, err := c.turn(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.inner.(driver.QueryerContext).QueryContext(ctx, query, args)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	// A write with RETURNING holds SQLite's lock until its rows are done.
+	return &gatedRows{Rows: rows, release: release}, nil
+}
+
+func (c *gatedConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *gatedConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	st, err := c.inner.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedStmt{inner: st, conn: c, query: query}, nil
+}
+
+// gatedTx gives the turn back when the transaction ends.
+type gatedTx struct {
+	inner driver.Tx
+	conn  *gatedConn
+}
+
+func (t *gatedTx) Commit() error   { return t.end(t.inner.Commit) }
+func (t *gatedTx) Rollback() error { return t.end(t.inner.Rollback) }
+
+func (t *gatedTx) end(fn func() error) error {
+	defer func() {
+		t.conn.inTx = false
+		t.conn.gate.leave()
+	}()
+	return fn()
+}
+
+// gatedStmt is a prepared statement: run outside a transaction it takes
+// the turn as the connection's own statements do.
+type gatedStmt struct {
+	inner driver.Stmt
+	conn  *gatedConn
+	query string
+}
+
+func (s *gatedStmt) Close() error  { return s.inner.Close() }
+func (s *gatedStmt) NumInput() int { return s.inner.NumInput() }
+
+func (s *gatedStmt) Exec(args []driver.Value) (driver.Result, error) {
+	return s.ExecContext(context.Background(), namedValues(args))
+}
+
+func (s *gatedStmt) Query(args []driver.Value) (driver.Rows, error) {
+	return s.QueryContext(context.Background(), namedValues(args))
+}
+
+func (s *gatedStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	release, err := s.conn.turn(ctx, s.query)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if e, ok := s.inner.(driver.StmtExecContext); ok {
+		return e.ExecContext(ctx, args)
+	}
+	return s.inner.Exec(plainValues(args)) //nolint:staticcheck // the driver's only form
+}
+
+func (s *gatedStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	release, err := s.conn.turn(ctx, s.query)
+	if err != nil {
+		return nil, err
+	}
+	var rows driver.Rows
+	if q, ok := s.inner.(driver.StmtQueryContext); ok {
+		rows, err = q.QueryContext(ctx, args)
+	} else {
+		rows, err = s.inner.Query(plainValues(args)) //nolint:staticcheck // the driver's only form
+	}
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &gatedRows{Rows: rows, release: release}, nil
+}
+
+func namedValues(args []driver.Value) []driver.NamedValue {
+	out := make([]driver.NamedValue, len(args))
+	for i, v := range args {
+		out[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+	}
+	return out
+}
+
+func plainValues(args []driver.NamedValue) []driver.Value {
+	out := make([]driver.Value, len(args))
+	for i, a := range args {
+		out[i] = a.Value
+	}
+	return out
+}
+
+// gatedRows gives the turn back when the rows are closed, and passes on
+// the column types gorm scans by.
+type gatedRows struct {
+	driver.Rows
+	release func()
+}
+
+func (r *gatedRows) Close() error {
+	defer r.release()
+	return r.Rows.Close()
+}
+
+func (r *gatedRows) ColumnTypeDatabaseTypeName(i int) string {
+	if t, ok := r.Rows.(driver.RowsColumnTypeDatabaseTypeName); ok {
+		return t.ColumnTypeDatabaseTypeName(i)
+	}
+	return ""
+}
+
+func (r *gatedRows) ColumnTypeLength(i int) (int64, bool) {
+	if t, ok := r.Rows.(driver.RowsColumnTypeLength); ok {
+		return t.ColumnTypeLength(i)
+	}
+	return 0, false
+}
+
+func (r *gatedRows) ColumnTypeNullable(i int) (nullable, ok bool) {
+	if t, ok := r.Rows.(driver.RowsColumnTypeNullable); ok {
+		return t.ColumnTypeNullable(i)
+	}
+	return false, false
+}
+
+func (r *gatedRows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool) {
+	if t, ok := r.Rows.(driver.RowsColumnTypePrecisionScale); ok {
+		return t.ColumnTypePrecisionScale(i)
+	}
+	return 0, 0, false
+}
+
+func (r *gatedRows) ColumnTypeScanType(i int) reflect.Type {
+	if t, ok := r.Rows.(driver.RowsColumnTypeScanType); ok {
+		return t.ColumnTypeScanType(i)
+	}
+	return reflect.TypeOf((*any)(nil)).Elem()
+}

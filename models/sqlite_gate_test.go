@@ -1,0 +1,231 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/handoffhq/handoff/models"
+	"github.com/handoffhq/handoff/models/modeltest"
+	"gorm.io/gorm"
+)
+
+func TestStatementWrites(t *testing.T) {
+	for _, tc := range []struct {
+		query string
+		want  bool
+	}{
+		{"SELECT 1", false},
+		{"  select * from agents WHERE id = ?", false},
+		{"\nWITH a AS (SELECT updated_at, inserted FROM t) SELECT * FROM a", false},
+		{"WITH c AS (UPDATE conversations SET last_seq = 1 RETURNING id) SELECT id FROM c", true},
+		{"WITH m AS (SELECT 1)\nINSERT INTO messages SELECT * FROM m", true},
+		{"with d as (select 1) delete from offers", true},
+		{"INSERT INTO t VALUES (1)", true},
+		{"UPDATE t SET v = 1", true},
+		{"DELETE FROM t", true},
+		{"CREATE TABLE t (id INTEGER)", true},
+		{"PRAGMA foreign_keys", true}, // taken for a write: it only waits its turn
+	} {
+		if got := models.StatementWrites(tc.query); got != tc.want {
+			t.Errorf("StatementWrites(%q) = %v; want %v", tc.query, got, tc.want)
+		}
+	}
+}
+
+// waitForWaiters polls until n writes wait at the store's gate; a write
+// that went to SQLite's busy handler instead would never be counted.
+func waitForWaiters(t *testing.T, st *models.Store, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for models.SQLiteWritesWaiting(st) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("writes waiting at the gate = %d; want %d", models.SQLiteWritesWaiting(st), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func gateTable(t *testing.T, st *models.Store) {
+	t.Helper()
+	if err := st.DB.Exec("CREATE TABLE gate_t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)").Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DB.Exec("INSERT INTO gate_t (id, v) VALUES (1, 0)").Error; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSQLiteWritesTakeTurns checks the gate: while a transaction is open, a
+// write of another goroutine waits at the gate (not in SQLite's busy
+// handler) and goes on once the transaction commits; a read does not wait;
+// a write with RETURNING holds the turn until its rows are closed.
+func TestSQLiteWritesTakeTurns(t *testing.T) {
+	st := modeltest.SQLite(t).Store
+	gateTable(t, st)
+	ctx := context.Background()
+
+	inTx, commit := make(chan struct{}), make(chan struct{})
+	txDone := make(chan error, 1)
+	go func() {
+		txDone <- st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec("UPDATE gate_t SET v = v + 1 WHERE id = 1").Error; err != nil {
+				return err
+			}
+			close(inTx)
+			<-commit
+			return nil
+		})
+	}()
+	<-inTx
+	writeDone := make(chan error, 1)
+	go func() { writeDone <- st.DB.WithContext(ctx).Exec("UPDATE gate_t SET v = v + 10 WHERE id = 1").Error }()
+	waitForWaiters(t, st, 1)
+
+	// A read goes on beside the open transaction, and sees what it has not
+	// committed yet as not there.
+	var v int
+	if err := st.DB.WithContext(ctx).Raw("SELECT v FROM gate_t WHERE id = 1").Scan(&v).Error; err != nil {
+		t.Fatalf("read while a transaction is open: %v", err)
+	}
+	if v != 0 {
+		t.Errorf("read while a transaction is open: v = %d; want 0", v)
+	}
+	select {
+	case err := <-writeDone:
+		t.Fatalf("a write ended (%v) while another transaction was open; want it to wait", err)
+	default:
+	}
+	close(commit)
+	if err := <-txDone; err != nil {
+		t.Fatalf("transaction: %v", err)
+	}
+	if err := <-writeDone; err != nil {
+		t.Fatalf("write after the transaction: %v", err)
+	}
+	if err := st.DB.WithContext(ctx).Raw("SELECT v FROM gate_t WHERE id = 1").Scan(&v).Error; err != nil || v != 11 {
+		t.Fatalf("v = %d, %v; want 11 (both writes)", v, err)
+	}
+
+	// RETURNING: the turn is held while the rows are open.
+	sqlDB, err := st.DB.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := sqlDB.QueryContext(ctx, "UPDATE gate_t SET v = v + 100 WHERE id = 1 RETURNING v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { writeDone <- st.DB.WithContext(ctx).Exec("UPDATE gate_t SET v = v + 1000 WHERE id = 1").Error }()
+	waitForWaiters(t, st, 1)
+	for rows.Next() {
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v != 111 {
+		t.Errorf("RETURNING v = %d; want 111", v)
+	}
+	if err := <-writeDone; err != nil {
+		t.Fatalf("write after the RETURNING rows closed: %v", err)
+	}
+	if models.SQLiteWritesWaiting(st) != 0 {
+		t.Errorf("writes waiting at the end = %d; want 0", models.SQLiteWritesWaiting(st))
+	}
+}
+
+// TestSQLiteWriteWaitIsBounded checks the two ways a wait at the gate ends
+// without the turn: the request goes away, or the wait reaches its limit.
+func TestSQLiteWriteWaitIsBounded(t *testing.T) {
+	st := modeltest.SQLite(t).Store
+	gateTable(t, st)
+	models.SetSQLiteWriteWait(st, 200*time.Millisecond)
+	ctx := context.Background()
+	inTx, commit := make(chan struct{}), make(chan struct{})
+	txDone := make(chan error, 1)
+	go func() {
+		txDone <- st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			close(inTx)
+			<-commit
+			return tx.Exec("UPDATE gate_t SET v = 1 WHERE id = 1").Error
+		})
+	}()
+	<-inTx
+
+	err := st.DB.WithContext(ctx).Exec("UPDATE gate_t SET v = 2 WHERE id = 1").Error
+	if err == nil || !strings.Contains(err.Error(), "database is locked") {
+		t.Errorf("write past the wait limit = %v; want database is locked", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- st.DB.WithContext(cctx).Transaction(func(tx *gorm.DB) error {
+			return tx.Exec("UPDATE gate_t SET v = 3 WHERE id = 1").Error
+		})
+	}()
+	waitForWaiters(t, st, 1)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("transaction whose request went away = %v; want context.Canceled", err)
+	}
+
+	close(commit)
+	if err := <-txDone; err != nil {
+		t.Fatalf("transaction: %v", err)
+	}
+	var v int
+	if err := st.DB.Raw("SELECT v FROM gate_t WHERE id = 1").Scan(&v).Error; err != nil || v != 1 {
+		t.Errorf("v = %d, %v; want 1 (only the open transaction's write)", v, err)
+	}
+	if err := st.DB.Exec("UPDATE gate_t SET v = 4 WHERE id = 1").Error; err != nil {
+		t.Errorf("write once the gate is free: %v", err)
+	}
+}
+
+// TestSQLiteWritersRace runs many writers at once, in transactions and
+// outside them: every write lands, none fails.
+func TestSQLiteWritersRace(t *testing.T) {
+	st := modeltest.SQLite(t).Store
+	gateTable(t, st)
+	const writers, each = 8, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				var err error
+				if (w+i)%2 == 0 {
+					err = st.DB.Transaction(func(tx *gorm.DB) error {
+						var v int
+						if err := tx.Raw("SELECT v FROM gate_t WHERE id = 1").Scan(&v).Error; err != nil {
+							return err
+						}
+						return tx.Exec("UPDATE gate_t SET v = ? WHERE id = 1", v+1).Error
+					})
+				} else {
+					err = st.DB.Exec("UPDATE gate_t SET v = v + 1 WHERE id = 1").Error
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("write: %v", err)
+	}
+	var v int
+	if err := st.DB.Raw("SELECT v FROM gate_t WHERE id = 1").Scan(&v).Error; err != nil || v != writers*each {
+		t.Errorf("v = %d, %v; want %d (a read-then-write transaction lost an update?)", v, err, writers*each)
+	}
+}
