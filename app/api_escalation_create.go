@@ -47,7 +47,8 @@ func (s *Server) handleAPIEscalationCreate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	esc, err := s.store.EscalatePlaced(ctx, b.ID, skills, models.Escalation{
+	// On the offer path: ahead of other writes waiting on SQLite.
+	esc, err := s.store.EscalatePlaced(models.Urgent(ctx), b.ID, skills, models.Escalation{
 		ExternalID: req.ExternalID, CustomerName: req.Customer.Name, CustomerEmail: req.Customer.Email,
 		Language: req.Language, Skills: req.Skills, Priority: req.Priority, Reason: req.Reason,
 		Summary: req.Summary, Transcript: req.Transcript, Metadata: req.Metadata,

@@ -514,8 +514,9 @@ func (s *Server) offerQueued(ctx context.Context) error {
 		return nil
 	}
 	// One commit for the whole batch; offers whose conversation or agent
-	// changed meanwhile (another instance, an accept) are skipped.
-	made, err := s.ds.CreateOffers(ctx, batch)
+	// changed meanwhile (another instance, an accept) are skipped. On the
+	// offer path, so ahead of other writes waiting on SQLite.
+	made, err := s.ds.CreateOffers(models.Urgent(ctx), batch)
 	if err != nil {
 		return err
 	}

@@ -24,8 +24,8 @@ import (
 // that one write holds at a time, from its BEGIN to its COMMIT or ROLLBACK
 // (every transaction here is BEGIN IMMEDIATE, a write), or for the one
 // statement that writes outside a transaction until its rows are closed.
-// Writers wait in the gate in arrival order and the next starts the moment
-// the last one ends. Reads outside a transaction never wait for it (WAL
+// Writers wait in the gate in arrival order (those on the offer path
+// first) and the next starts the moment the last one ends. Reads outside a transaction never wait for it (WAL
 // mode lets them run beside the writer). Another process on the same file
 // (the admin commands) still meets busy_timeout, as before.
 
@@ -37,41 +37,94 @@ const sqliteWriteWait = 5 * time.Second
 var errSQLiteBusy = errors.New("database is locked: waited too long for the other writes of this process")
 
 // sqliteGate is the turn of the process's connections to one database
-// file.
+// file. Writes on the offer path (Urgent) are served before the others
+// that wait, each lane first come, first served: an escalation's offer
+// should not queue behind a burst of chat messages.
 type sqliteGate struct {
-	turn    chan struct{} // holds a token while a write has the turn
+	mu      sync.Mutex
+	busy    bool            // a write has the turn
+	urgent  []chan struct{} // waiting, in arrival order; closed to hand over the turn
+	normal  []chan struct{}
 	wait    time.Duration
 	waiting atomic.Int32 // writes waiting for the turn now (tests)
 	kinds   sync.Map     // statement text → bool (writes); statements repeat
 }
 
 func newSQLiteGate(wait time.Duration) *sqliteGate {
-	return &sqliteGate{turn: make(chan struct{}, 1), wait: wait}
+	return &sqliteGate{wait: wait}
 }
 
-// enter waits for the turn, in arrival order (a channel's waiters are
-// served first come, first served), for at most g.wait.
+type urgentKey struct{}
+
+// Urgent marks ctx's writes as on the offer path: on SQLite they take the
+// write turn before the other writes waiting for it. PostgreSQL ignores it.
+func Urgent(ctx context.Context) context.Context { return context.WithValue(ctx, urgentKey{}, true) }
+
+// enter waits for the turn, for at most g.wait.
 func (g *sqliteGate) enter(ctx context.Context) error {
-	select {
-	case g.turn <- struct{}{}:
+	g.mu.Lock()
+	if !g.busy {
+		g.busy = true
+		g.mu.Unlock()
 		return nil
-	default:
 	}
+	ch := make(chan struct{})
+	urgent, _ := ctx.Value(urgentKey{}).(bool)
+	if urgent {
+		g.urgent = append(g.urgent, ch)
+	} else {
+		g.normal = append(g.normal, ch)
+	}
+	g.mu.Unlock()
 	g.waiting.Add(1)
 	defer g.waiting.Add(-1)
 	t := time.NewTimer(g.wait)
 	defer t.Stop()
+	var err error
 	select {
-	case g.turn <- struct{}{}:
+	case <-ch:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	case <-t.C:
-		return errSQLiteBusy
+		err = errSQLiteBusy
 	}
+	g.mu.Lock()
+	if g.drop(&g.urgent, ch) || g.drop(&g.normal, ch) {
+		g.mu.Unlock()
+		return err
+	}
+	g.mu.Unlock()
+	g.leave() // handed the turn as it gave up: pass it on
+	return err
 }
 
-func (g *sqliteGate) leave() { <-g.turn }
+// drop removes ch from a lane, reporting whether it was there.
+func (g *sqliteGate) drop(lane *[]chan struct{}, ch chan struct{}) bool {
+	for i, c := range *lane {
+		if c == ch {
+			*lane = append((*lane)[:i], (*lane)[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// leave hands the turn to the first urgent write waiting, else the first
+// other one, else frees it.
+func (g *sqliteGate) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, lane := range []*[]chan struct{}{&g.urgent, &g.normal} {
+		if len(*lane) > 0 {
+			ch := (*lane)[0]
+			*lane = (*lane)[1:]
+			close(ch)
+			return
+		}
+	}
+	g.busy = false
+}
 
 // writes reports whether a statement run outside a transaction may write:
 // anything but a SELECT, or a WITH whose statement is a SELECT. A read

@@ -229,3 +229,50 @@ func TestSQLiteWritersRace(t *testing.T) {
 		t.Errorf("v = %d, %v; want %d (a read-then-write transaction lost an update?)", v, err, writers*each)
 	}
 }
+
+// TestSQLiteUrgentWritesGoFirst checks the gate's two lanes: of the writes
+// waiting while a transaction is open, the urgent one (the offer path) gets
+// the turn first, then the others in arrival order.
+func TestSQLiteUrgentWritesGoFirst(t *testing.T) {
+	st := modeltest.SQLite(t).Store
+	if err := st.DB.Exec("CREATE TABLE gate_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, who TEXT NOT NULL)").Error; err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	inTx, commit := make(chan struct{}), make(chan struct{})
+	txDone := make(chan error, 1)
+	go func() {
+		txDone <- st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			close(inTx)
+			<-commit
+			return tx.Exec("INSERT INTO gate_log (who) VALUES ('open')").Error
+		})
+	}()
+	<-inTx
+	done := make(chan error, 3)
+	write := func(ctx context.Context, who string) {
+		done <- st.DB.WithContext(ctx).Exec("INSERT INTO gate_log (who) VALUES (?)", who).Error
+	}
+	go write(ctx, "first")
+	waitForWaiters(t, st, 1)
+	go write(ctx, "second")
+	waitForWaiters(t, st, 2)
+	go write(models.Urgent(ctx), "urgent")
+	waitForWaiters(t, st, 3)
+	close(commit)
+	if err := <-txDone; err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var order []string
+	if err := st.DB.Raw("SELECT who FROM gate_log ORDER BY seq").Scan(&order).Error; err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"open", "urgent", "first", "second"}; strings.Join(order, ",") != strings.Join(want, ",") {
+		t.Errorf("writes in order %v; want %v", order, want)
+	}
+}
