@@ -49,6 +49,28 @@ func waitForWaiters(t *testing.T, st *models.Store, n int) {
 	}
 }
 
+// holdWriteTx begins a transaction on st, runs first in it and keeps it
+// open (holding the gate) until the returned commit is called, which
+// commits it and returns its error.
+func holdWriteTx(t *testing.T, st *models.Store, first func(tx *gorm.DB) error) (commit func() error) {
+	t.Helper()
+	inTx, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- st.DB.Transaction(func(tx *gorm.DB) error {
+			err := first(tx)
+			close(inTx)
+			<-release
+			return err
+		})
+	}()
+	<-inTx
+	return func() error {
+		close(release)
+		return <-done
+	}
+}
+
 func gateTable(t *testing.T, st *models.Store) {
 	t.Helper()
 	if err := st.DB.Exec("CREATE TABLE gate_t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)").Error; err != nil {
@@ -68,19 +90,9 @@ func TestSQLiteWritesTakeTurns(t *testing.T) {
 	gateTable(t, st)
 	ctx := context.Background()
 
-	inTx, commit := make(chan struct{}), make(chan struct{})
-	txDone := make(chan error, 1)
-	go func() {
-		txDone <- st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			if err := tx.Exec("UPDATE gate_t SET v = v + 1 WHERE id = 1").Error; err != nil {
-				return err
-			}
-			close(inTx)
-			<-commit
-			return nil
-		})
-	}()
-	<-inTx
+	commit := holdWriteTx(t, st, func(tx *gorm.DB) error {
+		return tx.Exec("UPDATE gate_t SET v = v + 1 WHERE id = 1").Error
+	})
 	writeDone := make(chan error, 1)
 	go func() { writeDone <- st.DB.WithContext(ctx).Exec("UPDATE gate_t SET v = v + 10 WHERE id = 1").Error }()
 	waitForWaiters(t, st, 1)
@@ -99,8 +111,7 @@ func TestSQLiteWritesTakeTurns(t *testing.T) {
 		t.Fatalf("a write ended (%v) while another transaction was open; want it to wait", err)
 	default:
 	}
-	close(commit)
-	if err := <-txDone; err != nil {
+	if err := commit(); err != nil {
 		t.Fatalf("transaction: %v", err)
 	}
 	if err := <-writeDone; err != nil {
@@ -147,16 +158,9 @@ func TestSQLiteWriteWaitIsBounded(t *testing.T) {
 	gateTable(t, st)
 	models.SetSQLiteWriteWait(st, 200*time.Millisecond)
 	ctx := context.Background()
-	inTx, commit := make(chan struct{}), make(chan struct{})
-	txDone := make(chan error, 1)
-	go func() {
-		txDone <- st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			close(inTx)
-			<-commit
-			return tx.Exec("UPDATE gate_t SET v = 1 WHERE id = 1").Error
-		})
-	}()
-	<-inTx
+	commit := holdWriteTx(t, st, func(tx *gorm.DB) error {
+		return tx.Exec("UPDATE gate_t SET v = 1 WHERE id = 1").Error
+	})
 
 	err := st.DB.WithContext(ctx).Exec("UPDATE gate_t SET v = 2 WHERE id = 1").Error
 	if err == nil || !strings.Contains(err.Error(), "database is locked") {
@@ -175,8 +179,7 @@ func TestSQLiteWriteWaitIsBounded(t *testing.T) {
 		t.Errorf("transaction whose request went away = %v; want context.Canceled", err)
 	}
 
-	close(commit)
-	if err := <-txDone; err != nil {
+	if err := commit(); err != nil {
 		t.Fatalf("transaction: %v", err)
 	}
 	var v int
@@ -239,16 +242,9 @@ func TestSQLiteUrgentWritesGoFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	inTx, commit := make(chan struct{}), make(chan struct{})
-	txDone := make(chan error, 1)
-	go func() {
-		txDone <- st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			close(inTx)
-			<-commit
-			return tx.Exec("INSERT INTO gate_log (who) VALUES ('open')").Error
-		})
-	}()
-	<-inTx
+	commit := holdWriteTx(t, st, func(tx *gorm.DB) error {
+		return tx.Exec("INSERT INTO gate_log (who) VALUES ('open')").Error
+	})
 	done := make(chan error, 3)
 	write := func(ctx context.Context, who string) {
 		done <- st.DB.WithContext(ctx).Exec("INSERT INTO gate_log (who) VALUES (?)", who).Error
@@ -259,8 +255,7 @@ func TestSQLiteUrgentWritesGoFirst(t *testing.T) {
 	waitForWaiters(t, st, 2)
 	go write(models.Urgent(ctx), "urgent")
 	waitForWaiters(t, st, 3)
-	close(commit)
-	if err := <-txDone; err != nil {
+	if err := commit(); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
