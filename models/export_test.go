@@ -20,3 +20,10 @@ func SetSQLiteWriteWait(s *Store, d time.Duration) { s.gate.wait = d }
 
 // StatementWrites is the gate's test of whether a statement may write.
 var StatementWrites = statementWrites
+
+// GateWrites asks a SQLite store's gate whether a statement may write, and
+// GateKindsRemembered how many statements' kinds it keeps.
+func GateWrites(s *Store, query string) bool { return s.gate.writes(query) }
+func GateKindsRemembered(s *Store) int       { return int(s.gate.nkinds.Load()) }
+
+const MaxStatementKinds = maxStatementKinds

@@ -48,7 +48,13 @@ type sqliteGate struct {
 	wait    time.Duration
 	waiting atomic.Int32 // writes waiting for the turn now (tests)
 	kinds   sync.Map     // statement text → bool (writes); statements repeat
+	nkinds  atomic.Int32 // entries in kinds, at most maxStatementKinds
 }
+
+// maxStatementKinds caps the statements whose kind the gate remembers:
+// the texts repeat (placeholders, not values), but an IN list makes one
+// per length, and a statement past the cap is only read again.
+const maxStatementKinds = 4096
 
 func newSQLiteGate(wait time.Duration) *sqliteGate {
 	return &sqliteGate{wait: wait}
@@ -134,7 +140,11 @@ func (g *sqliteGate) writes(query string) bool {
 		return v.(bool)
 	}
 	w := statementWrites(query)
-	g.kinds.Store(query, w)
+	if g.nkinds.Load() < maxStatementKinds {
+		if _, loaded := g.kinds.LoadOrStore(query, w); !loaded {
+			g.nkinds.Add(1)
+		}
+	}
 	return w
 }
 

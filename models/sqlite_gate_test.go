@@ -3,6 +3,7 @@ package models_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -269,5 +270,26 @@ func TestSQLiteUrgentWritesGoFirst(t *testing.T) {
 	}
 	if want := []string{"open", "urgent", "first", "second"}; strings.Join(order, ",") != strings.Join(want, ",") {
 		t.Errorf("writes in order %v; want %v", order, want)
+	}
+}
+
+// TestSQLiteGateRemembersBoundedKinds checks the cap on the statements
+// whose kind the gate keeps, and that a statement past it is still judged.
+func TestSQLiteGateRemembersBoundedKinds(t *testing.T) {
+	st := modeltest.SQLite(t).Store
+	base := models.GateKindsRemembered(st) // the migration's statements
+	for i := 0; base+i < models.MaxStatementKinds+10; i++ {
+		if models.GateWrites(st, fmt.Sprintf("SELECT %d", i)) {
+			t.Fatalf("SELECT %d taken for a write", i)
+		}
+	}
+	if got := models.GateKindsRemembered(st); got != models.MaxStatementKinds {
+		t.Errorf("kinds remembered = %d; want the cap, %d", got, models.MaxStatementKinds)
+	}
+	if !models.GateWrites(st, "UPDATE gate_past_cap SET v = 1") || models.GateWrites(st, "SELECT 'past the cap'") {
+		t.Error("a statement past the cap is judged wrongly")
+	}
+	if got := models.GateKindsRemembered(st); got != models.MaxStatementKinds {
+		t.Errorf("kinds remembered after the cap = %d; want %d", got, models.MaxStatementKinds)
 	}
 }
