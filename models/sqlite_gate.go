@@ -25,9 +25,10 @@ import (
 // (every transaction here is BEGIN IMMEDIATE, a write), or for the one
 // statement that writes outside a transaction until its rows are closed.
 // Writers wait in the gate in arrival order (those on the offer path
-// first) and the next starts the moment the last one ends. Reads outside a transaction never wait for it (WAL
-// mode lets them run beside the writer). Another process on the same file
-// (the admin commands) still meets busy_timeout, as before.
+// first) and the next starts the moment the last one ends. Reads outside a
+// transaction never wait for it (WAL mode lets them run beside the
+// writer). Another process on the same file (the admin commands) still
+// meets busy_timeout, as before.
 
 // sqliteWriteWait caps how long a write waits for its turn, as SQLite's
 // busy_timeout (SQLitePragmas) caps the wait for the lock itself.
@@ -195,13 +196,21 @@ func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, need := range []any{(*driver.ConnBeginTx)(nil), (*driver.ExecerContext)(nil), (*driver.QueryerContext)(nil), (*driver.ConnPrepareContext)(nil)} {
-		if !reflect.TypeOf(conn).Implements(reflect.TypeOf(need).Elem()) {
-			conn.Close()
-			return nil, fmt.Errorf("sqlite driver connection %T lacks %s", conn, reflect.TypeOf(need).Elem())
-		}
+	inner, ok := conn.(driverConn)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite driver connection %T lacks the context methods the gate wraps", conn)
 	}
-	return &gatedConn{inner: conn, gate: c.gate}, nil
+	return &gatedConn{inner: inner, gate: c.gate}, nil
+}
+
+// driverConn is what the gate needs of the driver's connections.
+type driverConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.ConnPrepareContext
 }
 
 func (c *sqliteConnector) Driver() driver.Driver { return c.drv }
@@ -209,7 +218,7 @@ func (c *sqliteConnector) Driver() driver.Driver { return c.drv }
 // gatedConn is one connection. database/sql uses a connection from one
 // goroutine at a time, so inTx needs no lock.
 type gatedConn struct {
-	inner driver.Conn
+	inner driverConn
 	gate  *sqliteGate
 	inTx  bool
 }
@@ -242,7 +251,7 @@ func (c *gatedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 	if err := c.gate.enter(ctx); err != nil {
 		return nil, err
 	}
-	tx, err := c.inner.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	tx, err := c.inner.BeginTx(ctx, opts)
 	if err != nil {
 		c.gate.leave()
 		return nil, err
@@ -270,7 +279,7 @@ func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver
 		return nil, err
 	}
 	defer release()
-	return c.inner.(driver.ExecerContext).ExecContext(ctx, query, args)
+	return c.inner.ExecContext(ctx, query, args)
 }
 
 func (c *gatedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
@@ -278,7 +287,7 @@ func (c *gatedConn) QueryContext(ctx context.Context, query string, args []drive
 	if err != nil {
 		return nil, err
 	}
-	rows, err := c.inner.(driver.QueryerContext).QueryContext(ctx, query, args)
+	rows, err := c.inner.QueryContext(ctx, query, args)
 	if err != nil {
 		release()
 		return nil, err
@@ -292,7 +301,7 @@ func (c *gatedConn) Prepare(query string) (driver.Stmt, error) {
 }
 
 func (c *gatedConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	st, err := c.inner.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	st, err := c.inner.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
