@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/glebarez/sqlite"
+	sqlite "github.com/libtnb/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -31,9 +31,10 @@ const (
 // SQLitePragmas are appended to every SQLite DSN. _txlock=immediate makes
 // every transaction take the write lock at BEGIN, so concurrent claims queue
 // on busy_timeout instead of failing with SQLITE_BUSY at their first write.
-// Never add _time_format: the driver stops reading options after it and
-// silently drops _txlock.
-const SQLitePragmas = "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate"
+// Times are written as "2006-01-02 15:04:05.999999999-07:00" in UTC
+// (_time_format=sqlite, _timezone=UTC) and read back in UTC: the text the
+// earlier driver wrote, so older database files read the same.
+const SQLitePragmas = "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate&_time_format=sqlite&_timezone=UTC"
 
 // Store is the database with the domain's transactional methods. Every method
 // takes ctx first and owns its transaction.
@@ -54,6 +55,7 @@ type Store struct {
 
 	messages messageWriter // message batches
 	gate     *sqliteGate   // SQLite: this process's writes take turns (nil on PostgreSQL)
+	stmts    *stmtStats    // SQLite: the connections' kept statements (nil on PostgreSQL)
 }
 
 // Options tunes Open.
@@ -82,8 +84,8 @@ func ParseURL(raw string) (Dialect, string, error) {
 		}
 		if q, err := url.ParseQuery(query); err != nil {
 			return "", "", fmt.Errorf("database url %q: %w", raw, err)
-		} else if q.Has("_time_format") || q.Has("_txlock") {
-			return "", "", fmt.Errorf("database url %q: _time_format and _txlock are set by Handoff", raw)
+		} else if q.Has("_time_format") || q.Has("_timezone") || q.Has("_txlock") {
+			return "", "", fmt.Errorf("database url %q: _time_format, _timezone and _txlock are set by Handoff", raw)
 		}
 		dsn := "file:" + path + "?" + SQLitePragmas
 		if query != "" {
@@ -127,6 +129,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 	}
 	var dialector gorm.Dialector
 	var gate *sqliteGate
+	var stmts *stmtStats
 	switch dialect {
 	case SQLite:
 		path := strings.TrimPrefix(dsn[:strings.IndexByte(dsn, '?')], "file:")
@@ -136,13 +139,14 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 			}
 		}
 		// The driver registered as "sqlite", opened behind this file's
-		// write gate (sqlite_gate.go).
+		// write gate (sqlite_gate.go), keeping compiled statements
+		// (sqlite_stmts.go).
 		registered, err := sql.Open(sqlite.DriverName, dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
-		gate = newSQLiteGate(sqliteWriteWait)
-		dialector = sqlite.Dialector{Conn: sql.OpenDB(&sqliteConnector{drv: registered.Driver(), dsn: dsn, gate: gate})}
+		gate, stmts = newSQLiteGate(sqliteWriteWait), &stmtStats{}
+		dialector = sqlite.Dialector{Conn: sql.OpenDB(&sqliteConnector{drv: registered.Driver(), dsn: dsn, gate: gate, stmts: stmts})}
 		_ = registered.Close() // it never opened a connection
 	case Postgres:
 		dialector = postgres.Open(dsn)
@@ -173,7 +177,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s: %w", dialect, err)
 	}
-	return &Store{DB: db, Dialect: dialect, Clock: clock, Log: log, gate: gate}, nil
+	return &Store{DB: db, Dialect: dialect, Clock: clock, Log: log, gate: gate, stmts: stmts}, nil
 }
 
 // Close closes the connection pool.

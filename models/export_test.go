@@ -27,3 +27,11 @@ func GateWrites(s *Store, query string) bool { return s.gate.writes(query) }
 func GateKindsRemembered(s *Store) int       { return int(s.gate.nkinds.Load()) }
 
 const MaxStatementKinds = maxStatementKinds
+
+// SQLiteStatementsCompiled counts the statements a SQLite store's
+// connections compiled, and SQLiteStatementsKept those they keep now
+// (sqlite_stmts.go).
+func SQLiteStatementsCompiled(s *Store) int { return int(s.stmts.compiled.Load()) }
+func SQLiteStatementsKept(s *Store) int     { return int(s.stmts.kept.Load()) }
+
+const MaxKeptStatements = maxKeptStatements

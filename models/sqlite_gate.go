@@ -186,9 +186,10 @@ func isWordByte(b byte) bool {
 
 // sqliteConnector opens the driver's connections behind the gate.
 type sqliteConnector struct {
-	drv  driver.Driver
-	dsn  string
-	gate *sqliteGate
+	drv   driver.Driver
+	dsn   string
+	gate  *sqliteGate
+	stmts *stmtStats
 }
 
 func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) {
@@ -201,7 +202,7 @@ func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("sqlite driver connection %T lacks the context methods the gate wraps", conn)
 	}
-	return &gatedConn{inner: inner, gate: c.gate}, nil
+	return &gatedConn{inner: inner, gate: c.gate, stmts: newStmtCache(inner, c.stmts)}, nil
 }
 
 // driverConn is what the gate needs of the driver's connections.
@@ -221,6 +222,7 @@ type gatedConn struct {
 	inner driverConn
 	gate  *sqliteGate
 	inTx  bool
+	stmts *stmtCache // compiled statements kept for the next run (sqlite_stmts.go)
 }
 
 var (
@@ -232,7 +234,10 @@ var (
 	_ driver.Pinger             = (*gatedConn)(nil)
 )
 
-func (c *gatedConn) Close() error { return c.inner.Close() }
+func (c *gatedConn) Close() error {
+	c.stmts.close()
+	return c.inner.Close()
+}
 
 func (c *gatedConn) Ping(ctx context.Context) error {
 	if p, ok := c.inner.(driver.Pinger); ok {
@@ -279,7 +284,12 @@ func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver
 		return nil, err
 	}
 	defer release()
-	return c.inner.ExecContext(ctx, query, args)
+	st, done, err := c.stmts.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return stmtExec(ctx, st, args)
 }
 
 func (c *gatedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
@@ -287,13 +297,20 @@ func (c *gatedConn) QueryContext(ctx context.Context, query string, args []drive
 	if err != nil {
 		return nil, err
 	}
-	rows, err := c.inner.QueryContext(ctx, query, args)
+	st, done, err := c.stmts.get(ctx, query)
 	if err != nil {
 		release()
 		return nil, err
 	}
-	// A write with RETURNING holds SQLite's lock until its rows are done.
-	return &gatedRows{Rows: rows, release: release}, nil
+	rows, err := stmtQuery(ctx, st, args)
+	if err != nil {
+		done()
+		release()
+		return nil, err
+	}
+	// A write with RETURNING holds SQLite's lock until its rows are done;
+	// the statement is in use until then too.
+	return &gatedRows{Rows: rows, release: func() { done(); release() }}, nil
 }
 
 func (c *gatedConn) Prepare(query string) (driver.Stmt, error) {
@@ -350,10 +367,7 @@ func (s *gatedStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (
 		return nil, err
 	}
 	defer release()
-	if e, ok := s.inner.(driver.StmtExecContext); ok {
-		return e.ExecContext(ctx, args)
-	}
-	return s.inner.Exec(plainValues(args)) //nolint:staticcheck // the driver's only form
+	return stmtExec(ctx, s.inner, args)
 }
 
 func (s *gatedStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
@@ -361,12 +375,7 @@ func (s *gatedStmt) QueryContext(ctx context.Context, args []driver.NamedValue) 
 	if err != nil {
 		return nil, err
 	}
-	var rows driver.Rows
-	if q, ok := s.inner.(driver.StmtQueryContext); ok {
-		rows, err = q.QueryContext(ctx, args)
-	} else {
-		rows, err = s.inner.Query(plainValues(args)) //nolint:staticcheck // the driver's only form
-	}
+	rows, err := stmtQuery(ctx, s.inner, args)
 	if err != nil {
 		release()
 		return nil, err

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	_ "github.com/glebarez/go-sqlite" // the "sqlite" database/sql driver
 	"github.com/handoffhq/handoff/models"
 	"github.com/handoffhq/handoff/models/modeltest"
 	"gorm.io/gorm"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
 // TestSQLitePragmas checks that the DSN options took effect on the store's
@@ -111,6 +111,7 @@ func TestParseURL(t *testing.T) {
 		{"OKPostgres", "postgres://u@db:5432/h?sslmode=disable", models.Postgres, "postgres://u@db:5432/h?sslmode=disable"},
 		{"OKPostgresql", "postgresql://u@db/h", models.Postgres, "postgresql://u@db/h"},
 		{"ErrTimeFormat", "sqlite:h.db?_time_format=sqlite", "", ""},
+		{"ErrTimezone", "sqlite:h.db?_timezone=Local", "", ""},
 		{"ErrTxlock", "sqlite:h.db?_txlock=deferred", "", ""},
 		{"ErrTxlockAfterOther", "sqlite:h.db?_pragma=cache_size(1)&_txlock=exclusive", "", ""},
 		{"ErrEmptyPath", "sqlite:", "", ""},
