@@ -11,7 +11,8 @@
 #   EXTRA="--idle 10000" DUR=20s docs/perf/run.sh  # 10,000 idle sockets
 #
 # Environment: RATE AGENTS HANDLE DUR EXTRA (more simulate flags), FRESH (1:
-# a new database), DBNAME, BIN, TWO, SQLITE, PROF (1: the server's CPU
+# a new database), DBNAME, BIN, TWO, SQLITE, SQLITEQ (options for the SQLite
+# URL, e.g. _pragma=mmap_size(268435456)), PROF (1: the server's CPU
 # profile in $DIR/server.prof), SRVENV/SIMENV (environment for the server or
 # the simulator, e.g. GOMAXPROCS=1), DIR (logs; default /tmp/handoff-perf).
 # PostgreSQL at 127.0.0.1:5432 as user postgres (trust). Runs never overlap
@@ -29,7 +30,7 @@ pkill -f "$BIN serve" 2>/dev/null && sleep 0.5
 pg=(-h 127.0.0.1 -U postgres)
 if [ -n "$SQLITE" ]; then
 	[ "$FRESH" = 1 ] && rm -f "$DIR"/perf.db*
-	export HANDOFF_DATABASE_URL="sqlite://$DIR/perf.db"
+	export HANDOFF_DATABASE_URL="sqlite://$DIR/perf.db${SQLITEQ:+?$SQLITEQ}"
 else
 	if [ "$FRESH" = 1 ]; then
 		dropdb "${pg[@]}" --if-exists "$DBNAME" 2>/dev/null && createdb "${pg[@]}" "$DBNAME" || exit 1
