@@ -48,6 +48,10 @@ type sqliteGate struct {
 	normal  []chan struct{}
 	wait    time.Duration
 	waiting atomic.Int32 // writes waiting for the turn now (tests)
+	at      time.Time    // when the turn was last taken (under mu)
+	turns   atomic.Int64 // turns taken
+	heldNs  atomic.Int64 // time the turn was held, summed
+	waitNs  atomic.Int64 // time writes waited for it, summed
 	kinds   sync.Map     // statement text → bool (writes); statements repeat
 	nkinds  atomic.Int32 // entries in kinds, at most maxStatementKinds
 }
@@ -72,7 +76,9 @@ func (g *sqliteGate) enter(ctx context.Context) error {
 	g.mu.Lock()
 	if !g.busy {
 		g.busy = true
+		g.at = time.Now()
 		g.mu.Unlock()
+		g.turns.Add(1)
 		return nil
 	}
 	ch := make(chan struct{})
@@ -85,11 +91,14 @@ func (g *sqliteGate) enter(ctx context.Context) error {
 	g.mu.Unlock()
 	g.waiting.Add(1)
 	defer g.waiting.Add(-1)
+	start := time.Now()
+	defer func() { g.waitNs.Add(int64(time.Since(start))) }()
 	t := time.NewTimer(g.wait)
 	defer t.Stop()
 	var err error
 	select {
 	case <-ch:
+		g.turns.Add(1)
 		return nil
 	case <-ctx.Done():
 		err = ctx.Err()
@@ -122,6 +131,9 @@ func (g *sqliteGate) drop(lane *[]chan struct{}, ch chan struct{}) bool {
 func (g *sqliteGate) leave() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now := time.Now()
+	g.heldNs.Add(int64(now.Sub(g.at)))
+	g.at = now
 	for _, lane := range []*[]chan struct{}{&g.urgent, &g.normal} {
 		if len(*lane) > 0 {
 			ch := (*lane)[0]
@@ -444,4 +456,23 @@ func (r *gatedRows) ColumnTypeScanType(i int) reflect.Type {
 		return t.ColumnTypeScanType(i)
 	}
 	return reflect.TypeOf((*any)(nil)).Elem()
+}
+
+// SQLiteWrites is what a SQLite store's gate and statement cache have
+// counted since it opened; ok is false on PostgreSQL.
+type SQLiteWrites struct {
+	Turns              int64         // write turns taken
+	Held, Waited       time.Duration // the turn held, and waited for, summed
+	StatementsCompiled int64         // statements compiled (kept ones once)
+	StatementsKept     int64         // statements kept compiled now
+}
+
+func (s *Store) SQLiteWrites() (w SQLiteWrites, ok bool) {
+	if s.gate == nil {
+		return w, false
+	}
+	return SQLiteWrites{
+		Turns: s.gate.turns.Load(), Held: time.Duration(s.gate.heldNs.Load()), Waited: time.Duration(s.gate.waitNs.Load()),
+		StatementsCompiled: s.stmts.compiled.Load(), StatementsKept: s.stmts.kept.Load(),
+	}, true
 }

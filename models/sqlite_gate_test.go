@@ -293,3 +293,60 @@ func TestSQLiteGateRemembersBoundedKinds(t *testing.T) {
 		t.Errorf("kinds remembered after the cap = %d; want %d", got, models.MaxStatementKinds)
 	}
 }
+
+// TestSQLiteWritesCounted: the gate counts each write's turn, the time
+// turns were held, and the time a write waited for one; PostgreSQL has no
+// gate to count.
+func TestSQLiteWritesCounted(t *testing.T) {
+	st := modeltest.SQLite(t).Store
+	gateTable(t, st)
+	before, ok := st.SQLiteWrites()
+	if !ok {
+		t.Fatal("SQLiteWrites on SQLite: ok = false")
+	}
+	for i := 0; i < 3; i++ {
+		if err := st.DB.Exec("UPDATE gate_t SET v = v + 1 WHERE id = 1").Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var v int
+	if err := st.DB.Raw("SELECT v FROM gate_t WHERE id = 1").Scan(&v).Error; err != nil {
+		t.Fatal(err)
+	}
+	after, _ := st.SQLiteWrites()
+	if got := after.Turns - before.Turns; got != 3 {
+		t.Errorf("turns for three writes and a read = %d; want 3", got)
+	}
+	if after.Held <= before.Held {
+		t.Errorf("time held = %v after %v; want more", after.Held, before.Held)
+	}
+
+	const hold = 30 * time.Millisecond
+	commit := holdWriteTx(t, st, func(tx *gorm.DB) error { return tx.Exec("UPDATE gate_t SET v = v + 1 WHERE id = 1").Error })
+	done := make(chan error, 1)
+	go func() { done <- st.DB.Exec("UPDATE gate_t SET v = v + 1 WHERE id = 1").Error }()
+	waitForWaiters(t, st, 1)
+	time.Sleep(hold)
+	if err := commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	last, _ := st.SQLiteWrites()
+	if got := last.Turns - after.Turns; got != 2 {
+		t.Errorf("turns for a transaction and a write = %d; want 2", got)
+	}
+	if waited := last.Waited - after.Waited; waited < hold {
+		t.Errorf("waited %v behind a transaction held %v; want at least that", waited, hold)
+	}
+	if held := last.Held - after.Held; held < hold {
+		t.Errorf("held %v by a transaction open %v; want at least that", held, hold)
+	}
+}
+
+func TestPostgresHasNoWriteGate(t *testing.T) {
+	if _, ok := modeltest.Postgres(t).Store.SQLiteWrites(); ok {
+		t.Error("SQLiteWrites on PostgreSQL: ok = true; want false")
+	}
+}

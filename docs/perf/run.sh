@@ -58,6 +58,9 @@ ticks() { # user+system CPU of the given processes, in 1/100 s
 	for p in "$@"; do [ -r /proc/$p/stat ] && t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done
 	echo $t
 }
+held() { # seconds the SQLite write turn was held (first instance)
+	curl -s http://127.0.0.1:18600/metrics | awk '/^handoff_sqlite_write_held_seconds_total/{s+=$2} END{print s+0}'
+}
 machine() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat; }
 cpu=
 if [[ "$EXTRA" != *--idle* ]]; then
@@ -65,6 +68,7 @@ if [[ "$EXTRA" != *--idle* ]]; then
 		for _ in $(seq 3000); do grep -q ' 8s ' sim.err 2>/dev/null && break; sleep 0.1; done
 		s1=$(ticks "${servers[@]}") p1=$(ticks $(pgrep -f 'postgres:')) c1=$(ticks $sim)
 		read -r all1 idle1 <<<"$(machine)"
+		h1=$(held)
 		if [ -n "$PROF" ]; then
 			curl -s -o server.prof "http://127.0.0.1:18600/debug/pprof/profile?seconds=10"
 		else
@@ -72,10 +76,12 @@ if [[ "$EXTRA" != *--idle* ]]; then
 		fi
 		s2=$(ticks "${servers[@]}") p2=$(ticks $(pgrep -f 'postgres:')) c2=$(ticks $sim)
 		read -r all2 idle2 <<<"$(machine)"
+		h2=$(held)
 		simcpu=$(((c2 - c1) / 10))
 		[ "$c2" -lt "$c1" ] && simcpu="n/a (it ended within the 10 s)"
 		echo "cpu (% of one core over 10 s): server $(((s2 - s1) / 10)) postgres $(((p2 - p1) / 10))" \
-			"simulator $simcpu; machine $((100 * ((all2 - all1) - (idle2 - idle1)) / (all2 - all1)))% busy"
+			"simulator $simcpu; machine $((100 * ((all2 - all1) - (idle2 - idle1)) / (all2 - all1)))% busy" \
+			${SQLITE:+"; SQLite's write turn held $(awk -v a="$h1" -v b="$h2" 'BEGIN{printf "%d", (b - a) * 10}')% of the time"}
 	) >cpu.txt &
 	cpu=$!
 fi
