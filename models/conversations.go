@@ -419,34 +419,49 @@ func (s *Store) AddMessage(ctx context.Context, convID, sender, senderID, client
 	return s.addMessageBatched(ctx, convID, sender, senderID, clientID, body)
 }
 
-// addMessageInTx stores one message inside tx, the SQLite way: the resend
-// check, the conversation's next sequence number (under the condition of
-// openFor), the insert. An error that is the message's answer (not found,
-// not open, invalid) changed nothing.
+// addMessageInTx stores one message inside tx, the SQLite way, in two
+// statements under the transaction's write lock: the insert, numbered
+// after the conversation's last message and only while it is open for the
+// sender (openFor), then the conversation's last_seq. A resend meets the
+// unique index on its client id, which undoes only that statement, and
+// answers the stored message, as it does when the conversation has closed
+// since. An error that is the message's answer (not found, not open,
+// invalid) changed nothing.
 func (s *Store) addMessageInTx(tx *gorm.DB, r *messageReq) (*Message, bool, error) {
+	msg := &Message{ID: NewID(), ConversationID: r.convID, Sender: r.sender, SenderID: r.senderID, Body: r.body, CreatedAt: r.at}
+	var clientID any // NULL without one, as gorm stores a nil *string
 	if r.clientID != "" {
-		m, err := storedMessage(tx, r.convID, r.sender, r.clientID)
-		if err == nil {
-			return m, false, nil
+		msg.ClientID = &r.clientID
+		clientID = r.clientID
+	}
+	where, args := openFor(r.convID, r.sender, r.senderID)
+	res := tx.Exec(`INSERT INTO messages (id, conversation_id, seq, sender, sender_id, client_id, body, created_at)
+		SELECT ?, id, last_seq + 1, ?, ?, ?, ?, ? FROM conversations WHERE `+where,
+		append([]any{msg.ID, r.sender, r.senderID, clientID, r.body, r.at}, args...)...)
+	if res.Error != nil || res.RowsAffected == 0 {
+		if r.clientID != "" && (res.Error == nil || isUniqueViolation(res.Error)) {
+			m, err := storedMessage(tx, r.convID, r.sender, r.clientID)
+			if err == nil {
+				return m, false, nil
+			}
+			if !errors.Is(err, gorm.ErrRecordNotFound) {
+				return nil, false, err
+			}
 		}
-		if !errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, false, err
+		if res.Error != nil {
+			return nil, false, res.Error
 		}
+		return nil, false, notOpenFor(tx, r.convID, r.sender, r.senderID)
 	}
 	var seq []int
-	where, args := openFor(r.convID, r.sender, r.senderID)
-	err := tx.Raw("UPDATE conversations SET last_seq = last_seq + 1 WHERE "+where+" RETURNING last_seq", args...).Scan(&seq).Error
-	if err != nil {
+	if err := tx.Raw("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", r.convID).Scan(&seq).Error; err != nil {
 		return nil, false, err
 	}
 	if len(seq) != 1 {
-		return nil, false, notOpenFor(tx, r.convID, r.sender, r.senderID)
+		return nil, false, fmt.Errorf("conversation %s vanished under its message", r.convID)
 	}
-	msg := &Message{ID: NewID(), ConversationID: r.convID, Seq: seq[0], Sender: r.sender, SenderID: r.senderID, Body: r.body, CreatedAt: r.at}
-	if r.clientID != "" {
-		msg.ClientID = &r.clientID
-	}
-	return msg, true, tx.Create(msg).Error
+	msg.Seq = seq[0]
+	return msg, true, nil
 }
 
 // addMessageAlone stores one message in its own transaction (SQLite); a

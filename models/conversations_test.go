@@ -573,6 +573,14 @@ func TestAddMessageConcurrent(t *testing.T) {
 		if n := count(t, db, "messages", "conversation_id = ?", c.ID); n != 22 {
 			t.Fatalf("%d messages stored; want 22", n)
 		}
+		// Without a client id nothing is a resend: both are stored, with
+		// no client id.
+		for i := 0; i < 2; i++ {
+			m, created, err := db.Store.AddMessage(ctx, c.ID, models.SenderCustomer, "", "", "no id")
+			if err != nil || !created || m.Seq != 23+i || m.ClientID != nil {
+				t.Fatalf("message without a client id #%d = %+v, created %v, %v; want seq %d, no client id", i, m, created, err, 23+i)
+			}
+		}
 		if _, err := db.Store.CancelConversation(ctx, f.brand.ID, c.ID, "left"); err != nil {
 			t.Fatal(err)
 		}
