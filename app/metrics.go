@@ -79,46 +79,32 @@ func (m *metrics) watchPool(name string, st *models.Store) error {
 	if err := m.reg.Register(collectors.NewDBStatsCollector(db, name)); err != nil {
 		return err
 	}
-	if _, ok := st.SQLiteWrites(); ok {
-		return m.reg.Register(newSQLiteCollector(name, st))
+	if _, ok := st.SQLiteWrites(); !ok {
+		return nil
+	}
+	// SQLite: how busy its one writer is (held seconds per second near 1
+	// is saturated) and the statements kept compiled.
+	labels := prometheus.Labels{"db": name}
+	read := func(f func(models.SQLiteWrites) float64) func() float64 {
+		return func() float64 { w, _ := st.SQLiteWrites(); return f(w) }
+	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_write_turns_total", ConstLabels: labels,
+			Help: "Write turns taken at the SQLite store's gate."}, read(func(w models.SQLiteWrites) float64 { return float64(w.Turns) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_write_held_seconds_total", ConstLabels: labels,
+			Help: "Time writes held the SQLite store's turn, summed."}, read(func(w models.SQLiteWrites) float64 { return w.Held.Seconds() })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_write_waited_seconds_total", ConstLabels: labels,
+			Help: "Time writes waited for the SQLite store's turn, summed."}, read(func(w models.SQLiteWrites) float64 { return w.Waited.Seconds() })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_statements_compiled_total", ConstLabels: labels,
+			Help: "Statements the SQLite store's connections compiled."}, read(func(w models.SQLiteWrites) float64 { return float64(w.StatementsCompiled) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "handoff_sqlite_statements_kept", ConstLabels: labels,
+			Help: "Statements the SQLite store's connections keep compiled now."}, read(func(w models.SQLiteWrites) float64 { return float64(w.StatementsKept) })),
+	} {
+		if err := m.reg.Register(c); err != nil {
+			return err
+		}
 	}
 	return nil
-}
-
-// sqliteCollector exports a SQLite store's write turns (how busy its one
-// writer is: held seconds per second near 1 is saturated) and its kept
-// statements, labelled db=name.
-type sqliteCollector struct {
-	st                                     *models.Store
-	turns, held, waited, compiled, keptNow *prometheus.Desc
-}
-
-func newSQLiteCollector(name string, st *models.Store) sqliteCollector {
-	desc := func(metric, help string) *prometheus.Desc {
-		return prometheus.NewDesc(metric, help, nil, prometheus.Labels{"db": name})
-	}
-	return sqliteCollector{st: st,
-		turns:    desc("handoff_sqlite_write_turns_total", "Write turns taken at the SQLite store's gate."),
-		held:     desc("handoff_sqlite_write_held_seconds_total", "Time writes held the SQLite store's turn, summed."),
-		waited:   desc("handoff_sqlite_write_waited_seconds_total", "Time writes waited for the SQLite store's turn, summed."),
-		compiled: desc("handoff_sqlite_statements_compiled_total", "Statements the SQLite store's connections compiled."),
-		keptNow:  desc("handoff_sqlite_statements_kept", "Statements the SQLite store's connections keep compiled now."),
-	}
-}
-
-func (c sqliteCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.turns, c.held, c.waited, c.compiled, c.keptNow} {
-		ch <- d
-	}
-}
-
-func (c sqliteCollector) Collect(ch chan<- prometheus.Metric) {
-	w, _ := c.st.SQLiteWrites()
-	ch <- prometheus.MustNewConstMetric(c.turns, prometheus.CounterValue, float64(w.Turns))
-	ch <- prometheus.MustNewConstMetric(c.held, prometheus.CounterValue, w.Held.Seconds())
-	ch <- prometheus.MustNewConstMetric(c.waited, prometheus.CounterValue, w.Waited.Seconds())
-	ch <- prometheus.MustNewConstMetric(c.compiled, prometheus.CounterValue, float64(w.StatementsCompiled))
-	ch <- prometheus.MustNewConstMetric(c.keptNow, prometheus.GaugeValue, float64(w.StatementsKept))
 }
 
 func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
