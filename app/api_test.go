@@ -617,6 +617,17 @@ func TestAPIMessageCreate(t *testing.T) {
 		if len(msgs) != 2 {
 			t.Errorf("other brand's conversation has %d messages; want its transcript's 2", len(msgs))
 		}
+
+		// Once the conversation is closed a new message is refused, but a
+		// resend still answers the message it repeats (a bot retrying
+		// after a lost answer), on both databases.
+		apiExpect(t, f.call(t, http.MethodPost, "/api/v1/conversations/"+id+"/cancel", nil), http.StatusOK)
+		apiProblem(t, f.call(t, http.MethodPost, path, map[string]string{"text": "still there?", "client_id": "m-2"}), http.StatusConflict)
+		r = f.call(t, http.MethodPost, path, map[string]string{"text": "are you there?", "client_id": "m-1"})
+		apiExpect(t, r, http.StatusOK)
+		if seq := apiField[int](t, r, apiObject(t, r), "seq"); seq != 3 {
+			t.Errorf("%s resend after the close: seq %d; want the stored 3", r.what, seq)
+		}
 	})
 }
 

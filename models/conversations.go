@@ -488,7 +488,8 @@ func (s *Store) addMessageAlone(ctx context.Context, r *messageReq) (*Message, b
 // that could not store it (see storeMessages): one statement takes the next
 // sequence number and inserts. A resend loses on the unique (conversation,
 // sender, client id) index; the whole statement, sequence number included,
-// is then undone and the stored message returned.
+// is then undone and the stored message returned. A resend to a
+// conversation closed since answers the stored message too.
 func (s *Store) addMessageOneStatement(ctx context.Context, convID, sender, senderID, clientID, body string, at time.Time) (*Message, bool, error) {
 	db := s.DB.WithContext(ctx)
 	msg := &Message{ID: NewID(), ConversationID: convID, Sender: sender, SenderID: senderID, Body: body, CreatedAt: at}
@@ -509,6 +510,17 @@ func (s *Store) addMessageOneStatement(ctx context.Context, convID, sender, send
 		return nil, false, err
 	}
 	if len(seq) != 1 {
+		// Not open for the sender (any more): a resend still answers the
+		// message it repeats, as on SQLite.
+		if clientID != "" {
+			m, err := storedMessage(db, convID, sender, clientID)
+			if err == nil {
+				return m, false, nil
+			}
+			if !errors.Is(err, gorm.ErrRecordNotFound) {
+				return nil, false, err
+			}
+		}
 		return nil, false, notOpenFor(db, convID, sender, senderID)
 	}
 	msg.Seq = seq[0]

@@ -535,7 +535,7 @@ func TestHeartbeatsBatch(t *testing.T) {
 
 // Messages written at once get distinct sequence numbers with no gaps, a
 // resend racing its original is stored once, and a closed or unknown
-// conversation refuses messages.
+// conversation refuses messages but answers a resend with the stored one.
 func TestAddMessageConcurrent(t *testing.T) {
 	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
 		f := newLiveFixture(t, db)
@@ -587,6 +587,20 @@ func TestAddMessageConcurrent(t *testing.T) {
 		if _, _, err := db.Store.AddMessage(ctx, c.ID, models.SenderCustomer, "", "late", "still there?"); !errors.Is(err, models.ErrConflict) {
 			t.Fatalf("message to an abandoned conversation = %v; want ErrConflict", err)
 		}
+		// A resend after the close answers the message it repeats, on
+		// both databases, alone and in a batch with others.
+		var rw sync.WaitGroup
+		for i := 0; i < 6; i++ {
+			rw.Add(1)
+			go func() {
+				defer rw.Done()
+				m, created, err := db.Store.AddMessage(ctx, c.ID, models.SenderCustomer, "", fmt.Sprintf("c%d", i), "hello")
+				if err != nil || created || m.Seq < 3 || m.Seq > 22 || m.ClientID == nil || *m.ClientID != fmt.Sprintf("c%d", i) {
+					t.Errorf("resend of c%d after the close = %+v, created %v, %v; want the stored message", i, m, created, err)
+				}
+			}()
+		}
+		rw.Wait()
 		if _, _, err := db.Store.AddMessage(ctx, models.NewID(), models.SenderCustomer, "", "x", "hi"); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("message to an unknown conversation = %v; want ErrNotFound", err)
 		}
