@@ -20,6 +20,11 @@ const (
 	wsWriteTimeout = 10 * time.Second // a frame the client does not take in this time closes the socket
 	wsPingEvery    = 25 * time.Second
 	wsCommandQueue = 16 // client frames read ahead of the one being handled
+	// wsCommandTimeout bounds one command. A command runs to its end even
+	// when its socket closes or the server stops meanwhile (the client
+	// sent it, e.g. "offline" just before closing), within this time,
+	// which fits the 10 s a stopping server gives its sockets.
+	wsCommandTimeout = 5 * time.Second
 )
 
 // wsConn is one websocket with its hub subscription. Frames from the hub
@@ -151,7 +156,17 @@ func (c *wsConn) readLoop(ctx context.Context, handle func(ctx context.Context, 
 
 // commands handles the frames queued in frames until none is left (then
 // running is false again) or the socket must close (then it cancels).
+// Each command gets a context of its own, not ended by the socket's: a
+// command that was read is carried out (and its answer dropped if the
+// socket has gone), so a client's last words before it closes, or before
+// the server stops, are not lost half-way.
 func (c *wsConn) commands(ctx context.Context, cancel context.CancelFunc, frames chan []byte, running *atomic.Bool, handle func(ctx context.Context, env realtime.Envelope) error) {
+	// The commands left when the socket's context ends share one
+	// wsCommandTimeout: a closing socket is not held open by a queue.
+	left, endLeft := context.WithCancel(context.WithoutCancel(ctx))
+	defer endLeft()
+	stopTimer := context.AfterFunc(ctx, func() { time.AfterFunc(wsCommandTimeout, endLeft) })
+	defer stopTimer()
 	for {
 		var data []byte
 		select {
@@ -174,9 +189,12 @@ func (c *wsConn) commands(ctx context.Context, cancel context.CancelFunc, frames
 			}
 			continue
 		}
-		if err := handle(ctx, env); err != nil {
+		hctx, hcancel := context.WithTimeout(left, wsCommandTimeout)
+		err = handle(hctx, env)
+		hcancel()
+		if err != nil {
 			if ctx.Err() != nil {
-				return // the socket is closing (client gone, server stopping): nobody to answer
+				continue // the socket is closing (client gone, server stopping): nobody to answer
 			}
 			if c.sendError(ctx, env.Type, err) != nil {
 				cancel()

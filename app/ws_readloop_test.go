@@ -142,3 +142,67 @@ func goroutinesIn(fn string) int {
 	}
 	return n
 }
+
+// A command that was read is carried out even when the socket's context
+// ends while it runs (the client closed, the server is stopping): its
+// context is its own, and the frames queued behind it run too.
+func TestReadLoopCommandOutlivesItsSocket(t *testing.T) {
+	parent, stop := context.WithCancel(context.Background())
+	defer stop()
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var ended []string // type: the command context's error when it ended
+	returned := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.CloseNow()
+		(&wsConn{conn: conn}).readLoop(parent, func(ctx context.Context, env realtime.Envelope) error {
+			if env.Type == "first" {
+				close(started)
+				<-release
+			}
+			mu.Lock()
+			ended = append(ended, fmt.Sprintf("%s: %v", env.Type, ctx.Err()))
+			mu.Unlock()
+			return nil
+		})
+		close(returned)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	for _, typ := range []string{"first", "second"} {
+		if err := conn.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":%q}`, typ)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-started
+	// The client leaves (its close is answered once the server has read
+	// both frames), then the socket's context ends, then the first
+	// command's database write would finish.
+	if err := conn.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	close(release)
+	select {
+	case <-returned:
+	case <-ctx.Done():
+		t.Fatal("readLoop did not return")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"first: <nil>", "second: <nil>"}; fmt.Sprint(ended) != fmt.Sprint(want) {
+		t.Fatalf("commands ended %q; want %q (carried out, not cancelled)", ended, want)
+	}
+}
