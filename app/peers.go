@@ -109,14 +109,8 @@ func (p *peers) run(ctx context.Context) {
 // send flushes queued events as NOTIFY payloads, at most one every
 // notifyEvery.
 func (p *peers) send(ctx context.Context) {
-	var batch []peerEvent
-	size := 0
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
+	batchEvents(ctx, p.in, notifyEvery, func(batch []peerEvent) {
 		b, err := json.Marshal(peerBatch{From: p.id, Events: batch})
-		batch, size = batch[:0], 0
 		if err != nil {
 			return
 		}
@@ -130,29 +124,64 @@ func (p *peers) send(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			p.log.Warn("notify failed", "err", err)
 		}
+	})
+}
+
+// batchEvents hands the events from in to flush in batches of at most
+// notifyMaxBytes, at most one batch every `every`, until ctx ends. An
+// event that finds the last batch older than that goes at once, with what
+// is queued beside it; one that comes sooner waits for the rest of the
+// interval, collecting the events that follow. So a quiet instance's
+// event waits for nothing, and a busy one still sends one NOTIFY per
+// interval. flush must not keep the slice it is given.
+func batchEvents(ctx context.Context, in <-chan peerEvent, every time.Duration, flush func([]peerEvent)) {
+	var batch []peerEvent
+	var last time.Time // when the last batch went
+	size := 0
+	add := func(ev peerEvent) {
+		batch = append(batch, ev)
+		size += eventSize(ev)
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-p.in:
-			batch = append(batch, ev)
-			size += eventSize(ev)
+		case ev := <-in:
+			add(ev)
 		}
-		deadline := time.After(notifyEvery)
+		var deadline <-chan time.Time // nil: take only what is queued now
+		var timer *time.Timer
+		if wait := every - time.Since(last); wait > 0 {
+			timer = time.NewTimer(wait)
+			deadline = timer.C
+		}
 	collect:
 		for size < notifyMaxBytes {
+			if deadline == nil {
+				select {
+				case ev := <-in:
+					add(ev)
+					continue
+				default:
+					break collect
+				}
+			}
 			select {
-			case ev := <-p.in:
-				batch = append(batch, ev)
-				size += eventSize(ev)
+			case ev := <-in:
+				add(ev)
 			case <-deadline:
 				break collect
 			case <-ctx.Done():
+				timer.Stop()
 				return
 			}
 		}
-		flush()
+		if timer != nil {
+			timer.Stop()
+		}
+		last = time.Now()
+		flush(batch)
+		batch, size = batch[:0], 0
 	}
 }
 

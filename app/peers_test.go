@@ -3,9 +3,11 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/handoffhq/handoff/models"
 	"github.com/handoffhq/handoff/models/modeltest"
@@ -91,4 +93,67 @@ func TestPeersKnowTheirOwnBatches(t *testing.T) {
 	if p.own("") || p.own(`{"e":[],"i":"`+p.id+`"}`) {
 		t.Fatal("own took a payload that does not start with this instance's id")
 	}
+}
+
+// batchEvents sends an event at once when no batch went within the
+// interval, holds the events that follow it for the rest of the interval,
+// and caps a batch at notifyMaxBytes, keeping the order.
+func TestBatchEvents(t *testing.T) {
+	collect := func(out chan<- []string) func([]peerEvent) {
+		return func(b []peerEvent) {
+			ids := make([]string, len(b))
+			for i, ev := range b {
+				ids[i] = ev.C
+			}
+			out <- ids
+		}
+	}
+	t.Run("leading edge", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		in, out := make(chan peerEvent, 10), make(chan []string, 10)
+		returned := make(chan struct{})
+		go func() { batchEvents(ctx, in, time.Hour, collect(out)); close(returned) }()
+		in <- peerEvent{K: "c", C: "e1"}
+		if got := <-out; fmt.Sprint(got) != "[e1]" {
+			t.Fatalf("first batch %v; want [e1], sent without waiting the hour", got)
+		}
+		in <- peerEvent{K: "c", C: "e2"} // within the hour: held
+		in <- peerEvent{K: "c", C: "e3"}
+		for len(in) > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		<-returned
+		if len(out) != 0 {
+			t.Fatalf("sent %v within the interval; want the events held", <-out)
+		}
+	})
+	t.Run("cap and order", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		const n = 500
+		in, out := make(chan peerEvent, n), make(chan []string, n)
+		for i := range n {
+			in <- peerEvent{K: "c", C: fmt.Sprintf("conversation-%05d", i)}
+		}
+		go batchEvents(ctx, in, time.Millisecond, collect(out))
+		one := eventSize(peerEvent{K: "c", C: "conversation-00000"})
+		next, batches := 0, 0
+		for next < n {
+			b := <-out
+			batches++
+			if len(b)*one > notifyMaxBytes+one {
+				t.Fatalf("a batch of %d events (%d bytes); want at most %d bytes and one event", len(b), len(b)*one, notifyMaxBytes)
+			}
+			for _, id := range b {
+				if want := fmt.Sprintf("conversation-%05d", next); id != want {
+					t.Fatalf("event %s came as #%d; want %s (in order)", id, next, want)
+				}
+				next++
+			}
+		}
+		if least := n * one / (notifyMaxBytes + one); batches < least {
+			t.Fatalf("%d batches for %d events; want at least %d", batches, n, least)
+		}
+	})
 }
