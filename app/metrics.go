@@ -91,6 +91,10 @@ func (m *metrics) watchPool(name string, st *models.Store) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_write_turns_total", ConstLabels: labels,
 			Help: "Write turns taken at the SQLite store's gate."}, read(func(w models.SQLiteWrites) float64 { return float64(w.Turns) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_write_transactions_total", ConstLabels: labels,
+			Help: "Write transactions the SQLite store ran, several to a commit when they wait together."}, read(func(w models.SQLiteWrites) float64 { return float64(w.Transactions) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_write_groups_total", ConstLabels: labels,
+			Help: "Commits of the SQLite store's write transactions (groups of them)."}, read(func(w models.SQLiteWrites) float64 { return float64(w.Groups) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_write_held_seconds_total", ConstLabels: labels,
 			Help: "Time writes held the SQLite store's turn, summed."}, read(func(w models.SQLiteWrites) float64 { return w.Held.Seconds() })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_write_waited_seconds_total", ConstLabels: labels,

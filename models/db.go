@@ -56,6 +56,7 @@ type Store struct {
 	messages messageWriter // message batches
 	gate     *sqliteGate   // SQLite: this process's writes take turns (nil on PostgreSQL)
 	stmts    *stmtStats    // SQLite: the connections' kept statements (nil on PostgreSQL)
+	group    *txGroup      // SQLite: write transactions committed together (nil on PostgreSQL)
 }
 
 // Options tunes Open.
@@ -177,7 +178,11 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s: %w", dialect, err)
 	}
-	return &Store{DB: db, Dialect: dialect, Clock: clock, Log: log, gate: gate, stmts: stmts}, nil
+	s := &Store{DB: db, Dialect: dialect, Clock: clock, Log: log, gate: gate, stmts: stmts}
+	if gate != nil {
+		s.group = &txGroup{store: s}
+	}
+	return s, nil
 }
 
 // Close closes the connection pool.
@@ -218,6 +223,9 @@ func (s *Store) Now() time.Time { return s.Clock.Now().UTC() }
 
 // tx runs fn in one transaction. On SQLite the transaction is IMMEDIATE.
 func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if s.group != nil {
+		return s.group.run(ctx, fn) // SQLite: with the others waiting (sqlite_group.go)
+	}
 	return s.DB.WithContext(ctx).Transaction(fn)
 }
 

@@ -1,6 +1,11 @@
 package models
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+)
 
 // The statements of the offer batch on PostgreSQL, for tests that run them
 // by hand on a connection of their own, to stop between them.
@@ -35,3 +40,13 @@ func SQLiteStatementsCompiled(s *Store) int { return int(s.stmts.compiled.Load()
 func SQLiteStatementsKept(s *Store) int     { return int(s.stmts.kept.Load()) }
 
 const MaxKeptStatements = maxKeptStatements
+
+// StoreTx runs fn as the store's methods run their transactions (on
+// SQLite, in a group: sqlite_group.go), and GroupWaiting counts the
+// transactions waiting for a group.
+func StoreTx(s *Store, ctx context.Context, fn func(tx *gorm.DB) error) error { return s.tx(ctx, fn) }
+func GroupWaiting(s *Store) int {
+	s.group.mu.Lock()
+	defer s.group.mu.Unlock()
+	return len(s.group.urgent) + len(s.group.normal)
+}

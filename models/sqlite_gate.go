@@ -462,6 +462,8 @@ func (r *gatedRows) ColumnTypeScanType(i int) reflect.Type {
 // counted since it opened; ok is false on PostgreSQL.
 type SQLiteWrites struct {
 	Turns              int64         // write turns taken
+	Transactions       int64         // write transactions, run in Groups (sqlite_group.go)
+	Groups             int64         // transactions committed together, one turn each
 	Held, Waited       time.Duration // the turn held, and waited for, summed
 	StatementsCompiled int64         // statements compiled (kept ones once)
 	StatementsKept     int64         // statements kept compiled now
@@ -473,6 +475,7 @@ func (s *Store) SQLiteWrites() (w SQLiteWrites, ok bool) {
 	}
 	return SQLiteWrites{
 		Turns: s.gate.turns.Load(), Held: time.Duration(s.gate.heldNs.Load()), Waited: time.Duration(s.gate.waitNs.Load()),
+		Transactions: s.group.txs.Load(), Groups: s.group.groups.Load(),
 		StatementsCompiled: s.stmts.compiled.Load(), StatementsKept: s.stmts.kept.Load(),
 	}, true
 }
