@@ -19,14 +19,15 @@ import (
 // 95–99 % of the time, about a quarter of it in commits.
 //
 // So the write transactions that wait for the turn are run together: one
-// of the waiting callers (the leader) takes every transaction queued at
-// that moment, up to maxGroup, and runs them one after another in one
+// of the waiting callers (the leader) takes the transactions queued at
+// that moment, up to maxGroup (those on the offer path, Urgent, in a group
+// of their own while any wait), and runs them one after another in one
 // BEGIN … COMMIT, each inside a savepoint of its own. A transaction whose
 // function fails (or panics) is rolled back to its savepoint and the
 // others go on; each caller is answered after the COMMIT, so what a caller
-// sees as committed is durable, as before. Functions run in arrival order,
-// those on the offer path (Urgent) first, serially: each sees what the
-// ones before it wrote, as if each had had its own turn.
+// sees as committed is durable, as before. Functions run serially, in
+// arrival order within their lane: each sees what the ones before it
+// wrote, as if each had had its own turn.
 //
 // If the transaction itself breaks (the COMMIT fails, or a savepoint is
 // gone because SQLite rolled everything back after an I/O error), every
@@ -170,15 +171,17 @@ func (g *txGroup) lead(own *groupTx) {
 	}
 }
 
-// take removes up to n transactions from the lanes, urgent first (g.mu
-// held).
+// take removes up to n transactions from the front of a lane (g.mu
+// held): the urgent ones while any wait, so a group on the offer path is
+// answered without waiting for other writes run in it, else the others.
 func (g *txGroup) take(n int) []*groupTx {
-	var out []*groupTx
-	for _, lane := range []*[]*groupTx{&g.urgent, &g.normal} {
-		k := min(n-len(out), len(*lane))
-		out = append(out, (*lane)[:k]...)
-		*lane = (*lane)[k:]
+	lane := &g.urgent
+	if len(*lane) == 0 {
+		lane = &g.normal
 	}
+	k := min(n, len(*lane))
+	out := slices.Clone((*lane)[:k])
+	*lane = (*lane)[k:]
 	return out
 }
 

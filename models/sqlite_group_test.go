@@ -154,10 +154,12 @@ func TestSQLiteGroupCommit(t *testing.T) {
 }
 
 // A transaction whose context ended while it waited is not run; those on
-// the offer path (Urgent) run first, the rest in arrival order; a gorm
-// transaction nested in a grouped one is its own savepoint.
+// the offer path (Urgent) run first, in a group of their own, the rest in
+// arrival order; a gorm transaction nested in a grouped one is its own
+// savepoint.
 func TestSQLiteGroupOrderAndCancel(t *testing.T) {
 	f := newGroupFixture(t)
+	before, _ := f.st.SQLiteWrites()
 	release := f.busy()
 	ctx := context.Background()
 	a := f.queue(ctx, insert("a"))
@@ -196,6 +198,9 @@ func TestSQLiteGroupOrderAndCancel(t *testing.T) {
 	}
 	if got, want := f.rows(), []string{"busy", "c", "a", "d", "d-after"}; !slices.Equal(got, want) {
 		t.Fatalf("rows %v; want %v (urgent first, the inner transaction undone)", got, want)
+	}
+	if after, _ := f.st.SQLiteWrites(); after.Groups-before.Groups != 3 {
+		t.Fatalf("%d groups; want 3: the busy one, the urgent one, the rest", after.Groups-before.Groups)
 	}
 }
 
