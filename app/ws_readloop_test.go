@@ -18,8 +18,9 @@ import (
 
 // readLoopServer serves one websocket whose frames go through readLoop to
 // handle, and dials it: returned closes when readLoop has returned; ctx
-// ends with the test, after 30 s at most.
-func readLoopServer(t *testing.T, handle func(ctx context.Context, env realtime.Envelope) error) (ctx context.Context, conn *websocket.Conn, returned <-chan struct{}) {
+// ends with the test, after 30 s at most. readLoop runs under parent, or
+// the request's context if parent is nil.
+func readLoopServer(t *testing.T, parent context.Context, handle func(ctx context.Context, env realtime.Envelope) error) (ctx context.Context, conn *websocket.Conn, returned <-chan struct{}) {
 	t.Helper()
 	done := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -29,7 +30,11 @@ func readLoopServer(t *testing.T, handle func(ctx context.Context, env realtime.
 			return
 		}
 		defer conn.CloseNow()
-		(&wsConn{conn: conn}).readLoop(r.Context(), handle)
+		ctx := parent
+		if ctx == nil {
+			ctx = r.Context()
+		}
+		(&wsConn{conn: conn}).readLoop(ctx, handle)
 		close(done)
 	}))
 	t.Cleanup(srv.Close)
@@ -50,7 +55,7 @@ func TestReadLoopCommandsInOrder(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	var busy, most atomic.Int32
-	ctx, conn, returned := readLoopServer(t, func(ctx context.Context, env realtime.Envelope) error {
+	ctx, conn, returned := readLoopServer(t, nil, func(ctx context.Context, env realtime.Envelope) error {
 		if n := busy.Add(1); n > most.Load() {
 			most.Store(n)
 		}
@@ -112,7 +117,7 @@ func TestReadLoopCommandsInOrder(t *testing.T) {
 // caller's goroutine and starts one only while frames wait.
 func TestReadLoopIdleHasNoCommandGoroutine(t *testing.T) {
 	handled := make(chan struct{}, 1)
-	ctx, conn, returned := readLoopServer(t, func(ctx context.Context, env realtime.Envelope) error {
+	ctx, conn, returned := readLoopServer(t, nil, func(ctx context.Context, env realtime.Envelope) error {
 		handled <- struct{}{}
 		return nil
 	})
@@ -153,34 +158,16 @@ func TestReadLoopCommandOutlivesItsSocket(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	var ended []string // type: the command context's error when it ended
-	returned := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			t.Error(err)
-			return
+	ctx, conn, returned := readLoopServer(t, parent, func(ctx context.Context, env realtime.Envelope) error {
+		if env.Type == "first" {
+			close(started)
+			<-release
 		}
-		defer conn.CloseNow()
-		(&wsConn{conn: conn}).readLoop(parent, func(ctx context.Context, env realtime.Envelope) error {
-			if env.Type == "first" {
-				close(started)
-				<-release
-			}
-			mu.Lock()
-			ended = append(ended, fmt.Sprintf("%s: %v", env.Type, ctx.Err()))
-			mu.Unlock()
-			return nil
-		})
-		close(returned)
-	}))
-	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseNow()
+		mu.Lock()
+		ended = append(ended, fmt.Sprintf("%s: %v", env.Type, ctx.Err()))
+		mu.Unlock()
+		return nil
+	})
 	for _, typ := range []string{"first", "second"} {
 		if err := conn.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":%q}`, typ)); err != nil {
 			t.Fatal(err)
