@@ -211,9 +211,30 @@ func (g *txGroup) answer(rs []*groupTx) {
 // transactions it did not run (the transaction broke before them).
 func (g *txGroup) runGroup(batch []*groupTx) (notRun []*groupTx) {
 	g.groups.Add(1)
+	var tx *gorm.DB
+	defer func() {
+		// A panic here outside the functions (they are recovered in call)
+		// must not keep the turn nor leave the others waiting forever.
+		if p := recover(); p != nil {
+			if tx != nil {
+				_ = tx.Rollback() // database/sql ignores it after a commit
+			}
+			var left []*groupTx
+			g.mu.Lock()
+			for _, r := range batch {
+				if !r.answered {
+					r.err = fmt.Errorf("%w: %v", errGroupAborted, p)
+					left = append(left, r)
+				}
+			}
+			g.mu.Unlock()
+			g.answer(left)
+			panic(p)
+		}
+	}()
 	// The first transaction's context takes the turn (Urgent goes first);
 	// the statements do not end with any caller's context.
-	tx := g.store.DB.WithContext(context.WithoutCancel(batch[0].ctx)).Begin()
+	tx = g.store.DB.WithContext(context.WithoutCancel(batch[0].ctx)).Begin()
 	if tx.Error != nil {
 		for _, r := range batch {
 			r.err = tx.Error
