@@ -124,12 +124,14 @@ func (c *wsConn) pump(ctx context.Context) {
 // and ended when none is left, so an idle socket costs two goroutines (this
 // one reading, and pump) instead of three.
 func (c *wsConn) readLoop(ctx context.Context, handle func(ctx context.Context, env realtime.Envelope) error) {
+	var done sync.WaitGroup
+	defer done.Wait() // the frames read before the socket closed are still handled (in their own contexts)
+	// Cancelled first when reading ends: the commands still running or
+	// queued are carried out, but nobody is left to answer.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	frames := make(chan []byte, wsCommandQueue)
 	var running atomic.Bool // a command goroutine is running: at most one, so commands keep their order
-	var done sync.WaitGroup
-	defer done.Wait() // the frames read before the socket closed are still handled
 	for {
 		typ, data, err := c.conn.Read(ctx)
 		if err != nil {

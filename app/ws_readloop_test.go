@@ -1,8 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -21,6 +25,12 @@ import (
 // ends with the test, after 30 s at most. readLoop runs under parent, or
 // the request's context if parent is nil.
 func readLoopServer(t *testing.T, parent context.Context, handle func(ctx context.Context, env realtime.Envelope) error) (ctx context.Context, conn *websocket.Conn, returned <-chan struct{}) {
+	return readLoopServerLogging(t, parent, io.Discard, handle)
+}
+
+// readLoopServerLogging is readLoopServer with the server's log written to
+// logs.
+func readLoopServerLogging(t *testing.T, parent context.Context, logs io.Writer, handle func(ctx context.Context, env realtime.Envelope) error) (ctx context.Context, conn *websocket.Conn, returned <-chan struct{}) {
 	t.Helper()
 	done := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -34,7 +44,7 @@ func readLoopServer(t *testing.T, parent context.Context, handle func(ctx contex
 		if ctx == nil {
 			ctx = r.Context()
 		}
-		(&wsConn{conn: conn}).readLoop(ctx, handle)
+		(&wsConn{s: &Server{log: slog.New(slog.NewTextHandler(logs, nil))}, conn: conn}).readLoop(ctx, handle)
 		close(done)
 	}))
 	t.Cleanup(srv.Close)
@@ -191,5 +201,32 @@ func TestReadLoopCommandOutlivesItsSocket(t *testing.T) {
 	defer mu.Unlock()
 	if want := []string{"first: <nil>", "second: <nil>"}; fmt.Sprint(ended) != fmt.Sprint(want) {
 		t.Fatalf("commands ended %q; want %q (carried out, not cancelled)", ended, want)
+	}
+
+}
+
+// A command that fails after its client has gone (its answer cannot be
+// sent) is not logged as the server's failure: nobody is left to answer.
+func TestReadLoopNoAnswerAfterClientLeft(t *testing.T) {
+	left := make(chan struct{})
+	var logs bytes.Buffer
+	ctx, conn, returned := readLoopServerLogging(t, nil, &logs, func(ctx context.Context, env realtime.Envelope) error {
+		<-left
+		return errors.New("its answer could not be sent")
+	})
+	if err := conn.Write(ctx, websocket.MessageText, []byte(`{"type":"presence"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	close(left)
+	select {
+	case <-returned:
+	case <-ctx.Done():
+		t.Fatal("readLoop did not return")
+	}
+	if strings.Contains(logs.String(), "websocket command failed") {
+		t.Fatalf("logged after the client left:\n%s", logs.String())
 	}
 }
