@@ -439,13 +439,9 @@ func (s *Store) addMessageInTx(tx *gorm.DB, r *messageReq) (*Message, bool, erro
 		SELECT ?, id, last_seq + 1, ?, ?, ?, ?, ? FROM conversations WHERE `+where,
 		append([]any{msg.ID, r.sender, r.senderID, clientID, r.body, r.at}, args...)...)
 	if res.Error != nil || res.RowsAffected == 0 {
-		if r.clientID != "" && (res.Error == nil || isUniqueViolation(res.Error)) {
-			m, err := storedMessage(tx, r.convID, r.sender, r.clientID)
-			if err == nil {
-				return m, false, nil
-			}
-			if !errors.Is(err, gorm.ErrRecordNotFound) {
-				return nil, false, err
+		if res.Error == nil || isUniqueViolation(res.Error) {
+			if m, err := resentMessage(tx, r.convID, r.sender, r.clientID); m != nil || err != nil {
+				return m, false, err
 			}
 		}
 		if res.Error != nil {
@@ -512,19 +508,26 @@ func (s *Store) addMessageOneStatement(ctx context.Context, convID, sender, send
 	if len(seq) != 1 {
 		// Not open for the sender (any more): a resend still answers the
 		// message it repeats, as on SQLite.
-		if clientID != "" {
-			m, err := storedMessage(db, convID, sender, clientID)
-			if err == nil {
-				return m, false, nil
-			}
-			if !errors.Is(err, gorm.ErrRecordNotFound) {
-				return nil, false, err
-			}
+		if m, err := resentMessage(db, convID, sender, clientID); m != nil || err != nil {
+			return m, false, err
 		}
 		return nil, false, notOpenFor(db, convID, sender, senderID)
 	}
 	msg.Seq = seq[0]
 	return msg, true, nil
+}
+
+// resentMessage is the message a sender already stored under clientID,
+// or nil (and no error) when there is no client id or no such message.
+func resentMessage(db *gorm.DB, convID, sender, clientID string) (*Message, error) {
+	if clientID == "" {
+		return nil, nil
+	}
+	m, err := storedMessage(db, convID, sender, clientID)
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	return m, err
 }
 
 // storedMessage is the message a sender already stored under clientID

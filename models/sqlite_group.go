@@ -150,12 +150,14 @@ func (g *txGroup) lead(own *groupTx) {
 	defer func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		if next := g.take(1); len(next) == 1 {
-			r := next[0]
-			g.lane(r, true) // back at the front: it runs in the group it leads
-			r.lead = true
-			r.wake <- struct{}{}
-			return
+		// The first waiting leads; it stays in its lane, to run in the
+		// group it takes.
+		for _, lane := range [][]*groupTx{g.urgent, g.normal} {
+			if len(lane) > 0 {
+				lane[0].lead = true
+				lane[0].wake <- struct{}{}
+				return
+			}
 		}
 		g.leading = false
 	}()
@@ -188,6 +190,9 @@ func (g *txGroup) take(n int) []*groupTx {
 // requeue puts transactions not run back at the front of their lanes, in
 // their order.
 func (g *txGroup) requeue(rs []*groupTx) {
+	if len(rs) == 0 {
+		return // the common case: every transaction of the group ran
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i := len(rs) - 1; i >= 0; i-- {
