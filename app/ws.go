@@ -79,10 +79,19 @@ func (c *wsConn) sendError(ctx context.Context, command string, err error) error
 	if errors.As(err, &ve) {
 		data["errors"] = ve.Fields
 	}
+	serr := c.send(ctx, "error", data)
 	if status >= 500 {
-		c.s.log.Error("websocket command failed", "command", command, "err", err)
+		// Logged as the server's failure when its client was there to be
+		// told. If the answer could not be sent, the client has gone (its
+		// close may come just before the socket's context ends), and that
+		// is most likely why the command failed.
+		if serr == nil {
+			c.s.log.Error("websocket command failed", "command", command, "err", err)
+		} else {
+			c.s.log.Debug("websocket command: its client left before its failure could be told", "command", command, "err", err, "send", serr)
+		}
 	}
-	return c.send(ctx, "error", data)
+	return serr
 }
 
 // pump forwards hub frames and pings until the subscription is dropped or
