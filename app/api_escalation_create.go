@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -37,6 +38,9 @@ type escalationResponse struct {
 // handleAPIEscalationCreate hands a customer over: 201 with a new
 // conversation, or 200 with the open one of the same external_id.
 func (s *Server) handleAPIEscalationCreate(c echo.Context) error {
+	if err := s.shed(); err != nil {
+		return err
+	}
 	var req escalationRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
@@ -78,4 +82,23 @@ func (s *Server) handleAPIEscalationCreate(c echo.Context) error {
 		c.Response().Header().Set("Location", "/api/v1/conversations/"+conv.ID)
 	}
 	return c.JSON(status, resp)
+}
+
+// shed refuses a new escalation while the store's writes queue longer than
+// cfg.ShedWriteWait (SQLite past its limit): taken in, it would wait with
+// everything else, and the accepts, messages and resolves of the
+// conversations already taken in would be the writes that time out. The
+// bot retries after Retry-After (with the same external_id, the retry
+// cannot make a second conversation).
+func (s *Server) shed() error {
+	if s.cfg.ShedWriteWait <= 0 {
+		return nil
+	}
+	if wait := s.store.WriteBacklog(); wait > s.cfg.ShedWriteWait {
+		s.metrics.shed.Inc()
+		return &overloaded{retryAfter: 1, detail: fmt.Sprintf(
+			"The server is overloaded: its database writes are queueing (the oldest has waited %d ms, past HANDOFF_SHED_WRITE_WAIT %s). Retry after a second; nothing was stored.",
+			wait.Milliseconds(), s.cfg.ShedWriteWait)}
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/handoffhq/handoff/models"
 	"github.com/handoffhq/handoff/models/modeltest"
+	"gorm.io/gorm"
 )
 
 // apiFixture is a server with one brand whose catalogue holds billing and
@@ -713,6 +714,95 @@ func TestAPILogsNoCustomerContent(t *testing.T) {
 				if strings.Contains(l, s) {
 					t.Errorf("the server log contains %q:\n%s", s, l)
 				}
+			}
+		}
+	})
+}
+
+// TestAPIEscalationShedWhenWritesQueue: while SQLite's writes queue past
+// ShedWriteWait, a new escalation is refused with 503, Retry-After and a
+// problem saying why, nothing stored; the one already taken in is served
+// when the writer frees up, and the refused one goes through on retry.
+// PostgreSQL's writers do not queue in the process: it never sheds.
+func TestAPIEscalationShedWhenWritesQueue(t *testing.T) {
+	t.Parallel()
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := apiSetup(t, db, func(c *Config) { c.ShedWriteWait = 20 * time.Millisecond })
+		shedCount := func() string {
+			_, body := f.ts.client().get("/metrics")
+			for _, line := range strings.Split(body, "\n") {
+				if strings.HasPrefix(line, "handoff_escalations_shed_total ") {
+					return strings.TrimPrefix(line, "handoff_escalations_shed_total ")
+				}
+			}
+			t.Fatal("/metrics lacks handoff_escalations_shed_total")
+			return ""
+		}
+		// A transaction keeps the writer busy (on SQLite, the one writer).
+		inTx, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			held <- db.Store.DB.Transaction(func(tx *gorm.DB) error {
+				close(inTx)
+				<-release
+				return nil
+			})
+		}()
+		<-inTx
+		first := make(chan apiResp, 1)
+		go func() {
+			b, _ := json.Marshal(apiEscalationBody("taken-in"))
+			r, err := apiSend(f.ts, http.MethodPost, "/api/v1/escalations", f.key, "application/json", b)
+			if err != nil {
+				r.what, r.body = "POST taken-in", err.Error()
+			}
+			first <- r
+		}()
+		if db.Name == "sqlite" {
+			// It waits for the writer; once it has waited past the limit,
+			// the next is refused.
+			for deadline := time.Now().Add(10 * time.Second); db.Store.WriteBacklog() <= 40*time.Millisecond; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no write queued behind the open transaction: backlog %v", db.Store.WriteBacklog())
+				}
+			}
+			r := f.escalate(t, apiEscalationBody("refused"))
+			p := apiProblem(t, r, http.StatusServiceUnavailable)
+			if ra := r.header.Get("Retry-After"); ra != "1" {
+				t.Errorf("%s: Retry-After %q; want 1", r.what, ra)
+			}
+			if !strings.Contains(p.Detail, "overloaded") || !strings.Contains(p.Detail, "HANDOFF_SHED_WRITE_WAIT") {
+				t.Errorf("%s: detail %q; want it to say the server is overloaded and name the setting", r.what, p.Detail)
+			}
+			if got := shedCount(); got != "1" {
+				t.Errorf("handoff_escalations_shed_total = %s; want 1", got)
+			}
+		} else {
+			apiExpect(t, <-first, http.StatusCreated)
+			apiExpect(t, f.escalate(t, apiEscalationBody("refused")), http.StatusCreated)
+		}
+		close(release)
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+		if db.Name == "sqlite" {
+			apiExpect(t, <-first, http.StatusCreated)
+		}
+		r := f.escalate(t, apiEscalationBody("refused")) // the retry (on PostgreSQL, the same again)
+		if db.Name == "sqlite" {
+			apiExpect(t, r, http.StatusCreated)
+		} else {
+			apiExpect(t, r, http.StatusOK)
+		}
+		var n int64
+		if err := db.Store.DB.Model(&models.Conversation{}).Where("brand_id = ?", f.brand.ID).Count(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Errorf("%d conversations; want 2 (the refused one stored once, on its retry)", n)
+		}
+		if db.Name == "postgres" {
+			if got := shedCount(); got != "0" {
+				t.Errorf("handoff_escalations_shed_total on PostgreSQL = %s; want 0", got)
 			}
 		}
 	})

@@ -31,6 +31,12 @@ type Config struct {
 	// PostgreSQL, so a flood of requests cannot starve it of connections
 	// (0: it shares the server's pool).
 	DispatchConns int
+	// ShedWriteWait is how long a write may have waited for its turn on
+	// SQLite before new escalations are refused (503 with Retry-After), so
+	// an overloaded server keeps serving the conversations it has taken in
+	// instead of failing their writes after sqlite's 5 s wait. 0: never.
+	// PostgreSQL's writers do not queue in the process; it never sheds.
+	ShedWriteWait time.Duration
 	// TrustProxy makes the client IP come from X-Forwarded-For (behind a
 	// load balancer). Off by default, so a client cannot pick its own IP.
 	TrustProxy bool
@@ -47,6 +53,7 @@ func Defaults() Config {
 		SessionTTL:    12 * time.Hour,
 		SnapshotTTL:   250 * time.Millisecond,
 		DispatchConns: 6,
+		ShedWriteWait: 500 * time.Millisecond,
 	}
 }
 

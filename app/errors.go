@@ -3,11 +3,21 @@ package app
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/handoffhq/handoff/models"
 	"github.com/labstack/echo/v4"
 )
+
+// overloaded refuses a request the server cannot take in now; Retry-After
+// says when to try again.
+type overloaded struct {
+	detail     string
+	retryAfter int // seconds
+}
+
+func (o *overloaded) Error() string { return "overloaded: " + o.detail }
 
 func asValidation(err error, ve **models.ValidationError) bool { return errors.As(err, ve) }
 
@@ -16,7 +26,10 @@ func asValidation(err error, ve **models.ValidationError) bool { return errors.A
 func statusOf(err error) (int, string) {
 	var he *echo.HTTPError
 	var ve *models.ValidationError
+	var ol *overloaded
 	switch {
+	case errors.As(err, &ol):
+		return http.StatusServiceUnavailable, ol.detail
 	case errors.As(err, &he):
 		msg, ok := he.Message.(string)
 		if !ok || he.Code >= 500 {
@@ -56,7 +69,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	status, msg := statusOf(err)
-	if status >= 500 {
+	var ol *overloaded
+	if errors.As(err, &ol) {
+		// Counted in metrics, not logged: under overload a log line each
+		// would add to the load.
+		c.Response().Header().Set("Retry-After", strconv.Itoa(ol.retryAfter))
+	} else if status >= 500 {
 		s.logger(c).Error("request failed", "err", err, "path", c.Request().URL.Path)
 	}
 	if status == http.StatusNotFound && msg == "Not Found" {

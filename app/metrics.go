@@ -29,6 +29,7 @@ type metrics struct {
 	toOffer  prometheus.Histogram     // queued → offered
 	offers   *prometheus.CounterVec   // offers by outcome
 	skipped  prometheus.Counter       // offer passes that read nothing: the queue known empty
+	shed     prometheus.Counter       // escalations refused while SQLite's writes queue (Config.ShedWriteWait)
 }
 
 func newMetrics() *metrics {
@@ -63,7 +64,10 @@ func newMetrics() *metrics {
 	m.skipped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "handoff_dispatch_passes_skipped_total", Help: "Offer passes that read nothing, the queue being known to be empty (counted in handoff_dispatch_pass_seconds too).",
 	})
-	m.reg.MustRegister(m.passes, m.toOffer, m.offers, m.skipped)
+	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "handoff_escalations_shed_total", Help: "Escalations refused (503) because writes were queueing past HANDOFF_SHED_WRITE_WAIT.",
+	})
+	m.reg.MustRegister(m.passes, m.toOffer, m.offers, m.skipped, m.shed)
 	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sockets, m.online,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -99,6 +103,8 @@ func (m *metrics) watchPool(name string, st *models.Store) error {
 			Help: "Time writes held the SQLite store's turn, summed."}, read(func(w models.SQLiteWrites) float64 { return w.Held.Seconds() })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_write_waited_seconds_total", ConstLabels: labels,
 			Help: "Time writes waited for the SQLite store's turn, summed."}, read(func(w models.SQLiteWrites) float64 { return w.Waited.Seconds() })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "handoff_sqlite_write_backlog_seconds", ConstLabels: labels,
+			Help: "How long the write waiting longest for the SQLite store's turn has waited (0: none waits)."}, func() float64 { return st.WriteBacklog().Seconds() }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_statements_compiled_total", ConstLabels: labels,
 			Help: "Statements the SQLite store's connections compiled."}, read(func(w models.SQLiteWrites) float64 { return float64(w.StatementsCompiled) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "handoff_sqlite_statements_kept", ConstLabels: labels,

@@ -18,7 +18,7 @@ func TestSQLiteWriteMetrics(t *testing.T) {
 			`handoff_sqlite_write_turns_total{db="main"}`, `handoff_sqlite_write_held_seconds_total{db="main"}`,
 			`handoff_sqlite_write_waited_seconds_total{db="main"}`, `handoff_sqlite_statements_compiled_total{db="main"}`,
 			`handoff_sqlite_statements_kept{db="main"}`, `handoff_sqlite_write_transactions_total{db="main"}`,
-			`handoff_sqlite_write_groups_total{db="main"}`,
+			`handoff_sqlite_write_groups_total{db="main"}`, `handoff_sqlite_write_backlog_seconds{db="main"}`,
 		} {
 			if got, want := strings.Contains(body, name+" "), db.Name == "sqlite"; got != want {
 				t.Errorf("/metrics on %s shows %s = %v; want %v", db.Name, name, got, want)

@@ -23,6 +23,10 @@ func SQLiteWritesWaiting(s *Store) int { return int(s.gate.waiting.Load()) }
 // before the store is used.
 func SetSQLiteWriteWait(s *Store, d time.Duration) { s.gate.wait = d }
 
+// SetSQLiteLaneWait changes how long a write off the offer path lets
+// Urgent ones go first (laneMaxWait); call it before the store is used.
+func SetSQLiteLaneWait(s *Store, d time.Duration) { s.gate.laneWait = d }
+
 // StatementWrites is the gate's test of whether a statement may write.
 var StatementWrites = statementWrites
 

@@ -37,23 +37,37 @@ const sqliteWriteWait = 5 * time.Second
 // errSQLiteBusy answers a write that waited sqliteWriteWait for its turn.
 var errSQLiteBusy = errors.New("database is locked: waited too long for the other writes of this process")
 
+// laneMaxWait is how long a write that is not on the offer path waits
+// while Urgent ones are served before it. Past it, it goes first: under a
+// stream of escalations a resolve or a heartbeat would otherwise wait
+// until its caller gave up.
+const laneMaxWait = 100 * time.Millisecond
+
+// urgentFirst reports whether the urgent lane is served next: it has a
+// waiter, and the first of the other lane (if any, since then) has not
+// waited the gate's laneWait.
+func (g *sqliteGate) urgentFirst(urgent, normal int, normalSince time.Time, now time.Time) bool {
+	return urgent > 0 && (normal == 0 || now.Sub(normalSince) < g.laneWait)
+}
+
 // sqliteGate is the turn of the process's connections to one database
 // file. Writes on the offer path (Urgent) are served before the others
 // that wait, each lane first come, first served: an escalation's offer
-// should not queue behind a burst of chat messages.
+// should not queue behind a burst of chat messages (but see laneMaxWait).
 type sqliteGate struct {
-	mu      sync.Mutex
-	busy    bool            // a write has the turn
-	urgent  []chan struct{} // waiting, in arrival order; closed to hand over the turn
-	normal  []chan struct{}
-	wait    time.Duration
-	waiting atomic.Int32 // writes waiting for the turn now (tests)
-	at      time.Time    // when the turn was last taken (under mu)
-	turns   atomic.Int64 // turns taken
-	heldNs  atomic.Int64 // time the turn was held, summed
-	waitNs  atomic.Int64 // time writes waited for it, summed
-	kinds   sync.Map     // statement text → bool (writes); statements repeat
-	nkinds  atomic.Int32 // entries in kinds, at most maxStatementKinds
+	mu       sync.Mutex
+	busy     bool         // a write has the turn
+	urgent   []gateWaiter // waiting, in arrival order
+	normal   []gateWaiter
+	wait     time.Duration
+	laneWait time.Duration // laneMaxWait (tests change it)
+	waiting  atomic.Int32  // writes waiting for the turn now (tests)
+	at       time.Time     // when the turn was last taken (under mu)
+	turns    atomic.Int64  // turns taken
+	heldNs   atomic.Int64  // time the turn was held, summed
+	waitNs   atomic.Int64  // time writes waited for it, summed
+	kinds    sync.Map      // statement text → bool (writes); statements repeat
+	nkinds   atomic.Int32  // entries in kinds, at most maxStatementKinds
 }
 
 // maxStatementKinds caps the statements whose kind the gate remembers:
@@ -61,8 +75,14 @@ type sqliteGate struct {
 // per length, and a statement past the cap is only read again.
 const maxStatementKinds = 4096
 
+// gateWaiter is a write waiting for the turn: ch is closed to hand it over.
+type gateWaiter struct {
+	ch    chan struct{}
+	since time.Time
+}
+
 func newSQLiteGate(wait time.Duration) *sqliteGate {
-	return &sqliteGate{wait: wait}
+	return &sqliteGate{wait: wait, laneWait: laneMaxWait}
 }
 
 type urgentKey struct{}
@@ -81,17 +101,16 @@ func (g *sqliteGate) enter(ctx context.Context) error {
 		g.turns.Add(1)
 		return nil
 	}
-	ch := make(chan struct{})
+	ch, start := make(chan struct{}), time.Now()
 	urgent, _ := ctx.Value(urgentKey{}).(bool)
 	if urgent {
-		g.urgent = append(g.urgent, ch)
+		g.urgent = append(g.urgent, gateWaiter{ch, start})
 	} else {
-		g.normal = append(g.normal, ch)
+		g.normal = append(g.normal, gateWaiter{ch, start})
 	}
 	g.mu.Unlock()
 	g.waiting.Add(1)
 	defer g.waiting.Add(-1)
-	start := time.Now()
 	defer func() { g.waitNs.Add(int64(time.Since(start))) }()
 	t := time.NewTimer(g.wait)
 	defer t.Stop()
@@ -116,9 +135,9 @@ func (g *sqliteGate) enter(ctx context.Context) error {
 }
 
 // drop removes ch from a lane, reporting whether it was there.
-func (g *sqliteGate) drop(lane *[]chan struct{}, ch chan struct{}) bool {
-	for i, c := range *lane {
-		if c == ch {
+func (g *sqliteGate) drop(lane *[]gateWaiter, ch chan struct{}) bool {
+	for i, w := range *lane {
+		if w.ch == ch {
 			*lane = append((*lane)[:i], (*lane)[i+1:]...)
 			return true
 		}
@@ -127,22 +146,41 @@ func (g *sqliteGate) drop(lane *[]chan struct{}, ch chan struct{}) bool {
 }
 
 // leave hands the turn to the first urgent write waiting, else the first
-// other one, else frees it.
+// other one (or that one first, once it waited laneMaxWait), else frees it.
 func (g *sqliteGate) leave() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := time.Now()
 	g.heldNs.Add(int64(now.Sub(g.at)))
 	g.at = now
-	for _, lane := range []*[]chan struct{}{&g.urgent, &g.normal} {
-		if len(*lane) > 0 {
-			ch := (*lane)[0]
-			*lane = (*lane)[1:]
-			close(ch)
-			return
+	lane := &g.normal
+	var since time.Time
+	if len(g.normal) > 0 {
+		since = g.normal[0].since
+	}
+	if g.urgentFirst(len(g.urgent), len(g.normal), since, now) {
+		lane = &g.urgent
+	}
+	if len(*lane) == 0 {
+		g.busy = false
+		return
+	}
+	close((*lane)[0].ch)
+	*lane = (*lane)[1:]
+}
+
+// oldest is when the write that has waited longest began to wait (zero
+// when none waits). Lanes are in arrival order.
+func (g *sqliteGate) oldest() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var t time.Time
+	for _, lane := range [][]gateWaiter{g.urgent, g.normal} {
+		if len(lane) > 0 && (t.IsZero() || lane[0].since.Before(t)) {
+			t = lane[0].since
 		}
 	}
-	g.busy = false
+	return t
 }
 
 // writes reports whether a statement run outside a transaction may write:
@@ -478,4 +516,24 @@ func (s *Store) SQLiteWrites() (w SQLiteWrites, ok bool) {
 		Transactions: s.group.txs.Load(), Groups: s.group.groups.Load(),
 		StatementsCompiled: s.stmts.compiled.Load(), StatementsKept: s.stmts.kept.Load(),
 	}, true
+}
+
+// WriteBacklog is how long the write that has waited longest for its turn
+// on SQLite (for a group, or at the gate) has been waiting: 0 when none
+// waits, and always on PostgreSQL, whose writers do not queue in this
+// process. The server refuses new escalations while it is long
+// (app.Config.ShedWriteWait), so the writes of the conversations already
+// taken in are not the ones that fail.
+func (s *Store) WriteBacklog() time.Duration {
+	if s.gate == nil {
+		return 0
+	}
+	t := s.group.oldest()
+	if g := s.gate.oldest(); !g.IsZero() && (t.IsZero() || g.Before(t)) {
+		t = g
+	}
+	if t.IsZero() {
+		return 0
+	}
+	return time.Since(t)
 }

@@ -239,6 +239,7 @@ func TestSQLiteWritersRace(t *testing.T) {
 // the turn first, then the others in arrival order.
 func TestSQLiteUrgentWritesGoFirst(t *testing.T) {
 	st := modeltest.SQLite(t).Store
+	models.SetSQLiteLaneWait(st, time.Hour) // however slow the machine, none waited too long
 	if err := st.DB.Exec("CREATE TABLE gate_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, who TEXT NOT NULL)").Error; err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +347,17 @@ func TestSQLiteWritesCounted(t *testing.T) {
 }
 
 func TestPostgresHasNoWriteGate(t *testing.T) {
-	if _, ok := modeltest.Postgres(t).Store.SQLiteWrites(); ok {
+	st := modeltest.Postgres(t).Store
+	if _, ok := st.SQLiteWrites(); ok {
 		t.Error("SQLiteWrites on PostgreSQL: ok = true; want false")
+	}
+	// Its writers do not queue in the process: never a backlog to shed by,
+	// even with a transaction open.
+	commit := holdWriteTx(t, st, func(tx *gorm.DB) error { return tx.Exec("SELECT 1").Error })
+	if d := st.WriteBacklog(); d != 0 {
+		t.Errorf("WriteBacklog on PostgreSQL = %v; want 0", d)
+	}
+	if err := commit(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -56,9 +56,10 @@ type txGroup struct {
 
 // groupTx is one caller's transaction.
 type groupTx struct {
-	ctx  context.Context
-	fn   func(tx *gorm.DB) error
-	wake chan struct{} // signalled once: answered, or asked to lead
+	ctx   context.Context
+	fn    func(tx *gorm.DB) error
+	wake  chan struct{} // signalled once: answered, or asked to lead
+	since time.Time     // when it was queued
 
 	// Set under the group's mu before wake is signalled.
 	answered bool
@@ -75,7 +76,7 @@ type groupTx struct {
 // the gate does (and as a store method called inside another's
 // transaction would, instead of waiting for itself forever).
 func (g *txGroup) run(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	r := &groupTx{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)}
+	r := &groupTx{ctx: ctx, fn: fn, wake: make(chan struct{}, 1), since: time.Now()}
 	g.mu.Lock()
 	g.lane(r, false)
 	first := !g.leading
@@ -175,16 +176,36 @@ func (g *txGroup) lead(own *groupTx) {
 
 // take removes up to n transactions from the front of a lane (g.mu
 // held): the urgent ones while any wait, so a group on the offer path is
-// answered without waiting for other writes run in it, else the others.
+// answered without waiting for other writes run in it, else the others;
+// but the others first once their first waited laneMaxWait.
 func (g *txGroup) take(n int) []*groupTx {
-	lane := &g.urgent
-	if len(*lane) == 0 {
-		lane = &g.normal
+	lane := &g.normal
+	var since time.Time
+	if len(g.normal) > 0 {
+		since = g.normal[0].since
+	}
+	if g.store.gate.urgentFirst(len(g.urgent), len(g.normal), since, time.Now()) {
+		lane = &g.urgent
 	}
 	k := min(n, len(*lane))
 	out := slices.Clone((*lane)[:k])
 	*lane = (*lane)[k:]
 	return out
+}
+
+// oldest is when the transaction that has waited longest for a group was
+// queued (zero when none waits). Lanes are in arrival order: those put
+// back in front are older still.
+func (g *txGroup) oldest() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var t time.Time
+	for _, lane := range [][]*groupTx{g.urgent, g.normal} {
+		if len(lane) > 0 && (t.IsZero() || lane[0].since.Before(t)) {
+			t = lane[0].since
+		}
+	}
+	return t
 }
 
 // requeue puts transactions not run back at the front of their lanes, in

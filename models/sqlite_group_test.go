@@ -159,6 +159,7 @@ func TestSQLiteGroupCommit(t *testing.T) {
 // savepoint.
 func TestSQLiteGroupOrderAndCancel(t *testing.T) {
 	f := newGroupFixture(t)
+	models.SetSQLiteLaneWait(f.st, time.Hour) // however slow the machine, none waited too long
 	before, _ := f.st.SQLiteWrites()
 	release := f.busy()
 	ctx := context.Background()
@@ -266,5 +267,84 @@ func TestSQLiteGroupWaitBounded(t *testing.T) {
 	wg.Wait()
 	if got := f.rows(); len(got) != 11 || got[0] != "outer" {
 		t.Fatalf("rows %v; want outer and the 10 after it", got)
+	}
+}
+
+// A write off the offer path lets Urgent ones go first only for a while
+// (laneMaxWait): one that has waited that long goes before them, at the
+// gate and in the groups, so a stream of escalations cannot starve the
+// resolves and heartbeats behind it.
+func TestSQLiteWaitingWritesAreNotStarved(t *testing.T) {
+	f := newGroupFixture(t)
+	models.SetSQLiteLaneWait(f.st, 5*time.Millisecond)
+	ctx := context.Background()
+
+	// Groups: the normal one waited past the limit, so it runs first.
+	release := f.busy()
+	n := f.queue(ctx, insert("group-normal"))
+	f.waitQueued(1)
+	time.Sleep(20 * time.Millisecond)
+	u := f.queue(models.Urgent(ctx), insert("group-urgent"))
+	f.waitQueued(2)
+	release()
+	for _, res := range []<-chan error{n, u} {
+		if err := <-res; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The gate (statements outside a transaction): the same.
+	release = f.busy()
+	done := make(chan error, 2)
+	write := func(ctx context.Context, who string) {
+		done <- f.st.DB.WithContext(ctx).Exec("INSERT INTO g (who) VALUES (?)", who).Error
+	}
+	go write(ctx, "gate-normal")
+	waitForWaiters(t, f.st, 1)
+	time.Sleep(20 * time.Millisecond)
+	go write(models.Urgent(ctx), "gate-urgent")
+	waitForWaiters(t, f.st, 2)
+	release()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"busy", "group-normal", "group-urgent", "busy", "gate-normal", "gate-urgent"}
+	if got := f.rows(); !slices.Equal(got, want) {
+		t.Fatalf("rows %v; want %v (the writes that waited past the limit first)", got, want)
+	}
+}
+
+// WriteBacklog says how long the write waiting longest (for a group or at
+// the gate) has waited: nothing while the writer is merely busy, at least
+// the time slept once writes queue behind it, nothing once they ran.
+func TestSQLiteWriteBacklog(t *testing.T) {
+	f := newGroupFixture(t)
+	ctx := context.Background()
+	if d := f.st.WriteBacklog(); d != 0 {
+		t.Fatalf("backlog of an idle store = %v; want 0", d)
+	}
+	release := f.busy()
+	if d := f.st.WriteBacklog(); d != 0 {
+		t.Fatalf("backlog with one write running, none waiting = %v; want 0", d)
+	}
+	gate := make(chan error, 1)
+	go func() { gate <- f.st.DB.WithContext(ctx).Exec("INSERT INTO g (who) VALUES ('gate')").Error }()
+	waitForWaiters(t, f.st, 1)
+	time.Sleep(30 * time.Millisecond)
+	grouped := f.queue(ctx, insert("grouped"))
+	f.waitQueued(1)
+	if d := f.st.WriteBacklog(); d < 30*time.Millisecond {
+		t.Fatalf("backlog = %v; want at least the 30 ms the gate's waiter has waited", d)
+	}
+	release()
+	for _, res := range []<-chan error{gate, grouped} {
+		if err := <-res; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := f.st.WriteBacklog(); d != 0 {
+		t.Fatalf("backlog after every write ran = %v; want 0", d)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/handoffhq/handoff/app"
 )
@@ -24,7 +25,7 @@ type envFlags struct {
 	cfg    app.Config
 	// raw values parsed after fs.Parse
 	secretKeys, loginRate, apiRate, logFormat string
-	logLevel                                  string
+	logLevel, shedWriteWait                   string
 }
 
 func newEnvFlags(name string, getenv func(string) string, stderr io.Writer) *envFlags {
@@ -60,6 +61,8 @@ func (e *envFlags) serverFlags() {
 	e.fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a sign-in lasts")
 	conns, _ := strconv.Atoi(e.env("HANDOFF_DB_CONNS", "0"))
 	e.fs.IntVar(&c.DBConns, "db-conns", conns, "database connections of the server's pool; 0: 4 per CPU (at least 4) on PostgreSQL, 20 on SQLite ($HANDOFF_DB_CONNS)")
+	e.shedWriteWait = c.ShedWriteWait.String()
+	e.str(&e.shedWriteWait, "shed-write-wait", "HANDOFF_SHED_WRITE_WAIT", "SQLite: refuse new escalations (503, Retry-After) while a write has waited this long for its turn; 0: never")
 	e.str(&e.logFormat, "log-format", "HANDOFF_LOG_FORMAT", "text or json")
 	e.str(&e.logLevel, "log-level", "HANDOFF_LOG_LEVEL", "debug, info, warn or error")
 }
@@ -93,6 +96,13 @@ func (e *envFlags) parse(args []string) error {
 		if e.cfg.DBConns < 0 {
 			return fmt.Errorf("--db-conns ($HANDOFF_DB_CONNS): %d: want 0 (the default) or more", e.cfg.DBConns)
 		}
+	}
+	if e.fs.Lookup("shed-write-wait") != nil {
+		d, err := time.ParseDuration(e.shedWriteWait)
+		if err != nil || d < 0 {
+			return fmt.Errorf("--shed-write-wait ($HANDOFF_SHED_WRITE_WAIT): %q: want a duration like 500ms, or 0 for never", e.shedWriteWait)
+		}
+		e.cfg.ShedWriteWait = d
 	}
 	if e.apiRate != "" {
 		r, err := app.ParseRate(e.apiRate)

@@ -413,6 +413,9 @@ func TestCommandErrors(t *testing.T) {
 		{"BadDBConns", map[string]string{"HANDOFF_DATABASE_URL": env["HANDOFF_DATABASE_URL"], "HANDOFF_DB_CONNS": "lots"},
 			[]string{"serve", "--addr", "127.0.0.1:0"}, 1, `--db-conns ($HANDOFF_DB_CONNS): "lots" is not a whole number`},
 		{"NegativeDBConns", env, []string{"serve", "--addr", "127.0.0.1:0", "--db-conns", "-1"}, 1, `--db-conns ($HANDOFF_DB_CONNS): -1: want 0`},
+		{"BadShedWriteWait", map[string]string{"HANDOFF_DATABASE_URL": env["HANDOFF_DATABASE_URL"], "HANDOFF_SHED_WRITE_WAIT": "soon"},
+			[]string{"serve", "--addr", "127.0.0.1:0"}, 1, `--shed-write-wait ($HANDOFF_SHED_WRITE_WAIT): "soon": want a duration like 500ms, or 0 for never`},
+		{"NegativeShedWriteWait", env, []string{"serve", "--addr", "127.0.0.1:0", "--shed-write-wait", "-1s"}, 1, `--shed-write-wait ($HANDOFF_SHED_WRITE_WAIT): "-1s"`},
 		{"BadAPIRate", env, []string{"serve", "--addr", "127.0.0.1:0", "--api-rate", "fast"}, 1, `--api-rate ($HANDOFF_API_RATE): rate "fast"`},
 		{"BadDatabaseURL", map[string]string{"HANDOFF_DATABASE_URL": "mysql://x"}, []string{"migrate"}, 1, "want sqlite:PATH or postgres://"},
 	}
@@ -434,5 +437,33 @@ func TestCommandErrors(t *testing.T) {
 	// database: the check comes first.
 	if _, err := os.Stat(filepath.Join(dir, "handoff.db")); err == nil {
 		t.Errorf("a failed serve created the database file")
+	}
+}
+
+// TestShedWriteWaitSetting: the default, the environment, and the flag
+// over the environment (0 turns shedding off).
+func TestShedWriteWaitSetting(t *testing.T) {
+	for _, tt := range []struct {
+		env  string
+		args []string
+		want time.Duration
+	}{
+		{"", nil, 500 * time.Millisecond},
+		{"2s", nil, 2 * time.Second},
+		{"2s", []string{"--shed-write-wait", "0"}, 0},
+	} {
+		e := newEnvFlags("serve", func(k string) string {
+			if k == "HANDOFF_SHED_WRITE_WAIT" {
+				return tt.env
+			}
+			return ""
+		}, io.Discard)
+		e.serverFlags()
+		if err := e.parse(tt.args); err != nil {
+			t.Fatalf("env %q, args %v: %v", tt.env, tt.args, err)
+		}
+		if e.cfg.ShedWriteWait != tt.want {
+			t.Errorf("env %q, args %v: ShedWriteWait %v; want %v", tt.env, tt.args, e.cfg.ShedWriteWait, tt.want)
+		}
 	}
 }

@@ -200,6 +200,7 @@ type simSummary struct {
 	Messages     int     `json:"messages"`     // messages delivered and timed
 	MessageRate  float64 `json:"message_rate"` // of those, per second from the first to the last
 	RateLimited  int64   `json:"rate_limited"`
+	Shed         int64   `json:"shed"` // refused 503: the server was overloaded
 	Agents       int     `json:"agents"`
 }
 
@@ -215,7 +216,7 @@ type sim struct {
 	sent  sync.Map // msgKey → sentMsg, until the other side receives it
 
 	escalations, assigned, resolved, abandoned, terminal atomic.Int64
-	errors, rateLimited, posting                         atomic.Int64
+	errors, rateLimited, shed, posting                   atomic.Int64
 	offersExpired, offersFailed, offersWithdrawn, away   atomic.Int64
 	missedActive                                         atomic.Int64
 
@@ -505,6 +506,9 @@ func (s *sim) progress(elapsed time.Duration) {
 	if n := s.rateLimited.Load(); n > 0 {
 		line += fmt.Sprintf("  rate limited %d", n)
 	}
+	if n := s.shed.Load(); n > 0 {
+		line += fmt.Sprintf("  refused (overloaded) %d", n)
+	}
 	fmt.Fprintln(s.stderr, line)
 }
 
@@ -513,6 +517,10 @@ func (s *sim) report() {
 	if n := s.rateLimited.Load(); n > 0 {
 		fmt.Fprintf(s.stderr, "simulate: %d escalations were rate limited (429): the server allows fewer bot API requests per key than --rate %g/s; raise HANDOFF_API_RATE (or serve --api-rate), e.g. %d/1s\n",
 			n, s.cfg.rate, int(math.Ceil(s.cfg.rate*2)))
+	}
+	if n := s.shed.Load(); n > 0 {
+		fmt.Fprintf(s.stderr, "simulate: %d escalations were refused with 503 (the server was overloaded: its writes queued past HANDOFF_SHED_WRITE_WAIT); --rate %g/s is past this server's limit\n",
+			n, s.cfg.rate)
 	}
 	if open := s.escalations.Load() - s.terminal.Load(); open > 0 {
 		fmt.Fprintf(s.stderr, "simulate: %d conversations were still open after --settle %s\n", open, s.cfg.settle)
@@ -538,7 +546,7 @@ func (s *sim) summary(agents int) *simSummary {
 		OfferP50MS: round2(percentile(offer, 50)), OfferP99MS: round2(percentile(offer, 99)),
 		MessageP50MS: round2(percentile(msg, 50)), MessageP99MS: round2(percentile(msg, 99)),
 		Messages: len(msg), MessageRate: round2(s.msgLat.rate()),
-		RateLimited: s.rateLimited.Load(), Agents: agents,
+		RateLimited: s.rateLimited.Load(), Shed: s.shed.Load(), Agents: agents,
 	}
 }
 

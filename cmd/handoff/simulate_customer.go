@@ -78,6 +78,12 @@ func (s *sim) postEscalation(ctx context.Context, j int) {
 	case http.StatusTooManyRequests:
 		s.rateLimited.Add(1)
 		return
+	case http.StatusServiceUnavailable:
+		if res.Header.Get("Retry-After") != "" { // refused, not broken: nothing was stored
+			s.shed.Add(1)
+			return
+		}
+		fallthrough
 	default:
 		var p struct{ Title, Detail string }
 		_ = json.Unmarshal(raw, &p)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,5 +294,46 @@ func TestSimulateLatenciesSince(t *testing.T) {
 		if n != 5 || !slices.Equal(got, tc.want) {
 			t.Errorf("since(%d) = %v, %d; want %v, 5", tc.from, got, n, tc.want)
 		}
+	}
+}
+
+// TestSimulateCountsShedEscalations: a 503 with Retry-After is the server
+// refusing an escalation it is too busy to take in (nothing stored): it is
+// counted as shed and explained, not as an error; a 503 without it (a
+// proxy, a crash) is an error.
+func TestSimulateCountsShedEscalations(t *testing.T) {
+	t.Parallel()
+	var retryAfter atomic.Bool
+	retryAfter.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v1/escalations" {
+			http.NotFound(w, r)
+			return
+		}
+		if retryAfter.Load() {
+			w.Header().Set("Retry-After", "1")
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"title":"Service Unavailable","status":503,"detail":"The server is overloaded"}`)
+	}))
+	defer srv.Close()
+	var stderr syncBuffer
+	s := newSim(simConfig{urls: []string{srv.URL}, apiKey: "k", rate: 400}, &stderr)
+	s.postEscalation(context.Background(), 0)
+	s.postEscalation(context.Background(), 1)
+	retryAfter.Store(false)
+	s.postEscalation(context.Background(), 2)
+	s.report()
+	sum := s.summary(0)
+	if sum.Shed != 2 || sum.Errors != 1 || sum.Escalations != 0 {
+		t.Errorf("shed %d, errors %d, escalations %d; want 2 shed (503 with Retry-After), 1 error (without), 0 escalations", sum.Shed, sum.Errors, sum.Escalations)
+	}
+	if out := stderr.String(); !strings.Contains(out, "2 escalations were refused with 503") || !strings.Contains(out, "past this server's limit") {
+		t.Errorf("report does not explain the refusals:\n%s", out)
+	}
+	b, _ := json.Marshal(sum)
+	if !strings.Contains(string(b), `"shed":2`) {
+		t.Errorf("summary %s lacks \"shed\":2", b)
 	}
 }
