@@ -115,7 +115,7 @@ func TestBoardFollowsEvents(t *testing.T) {
 		}
 
 		// An event from another instance touches the agent it names.
-		(&peers{s: w.ts.srv}).deliver(ctx, peerEvent{K: "c", C: c4.ID, A: w.maya.ID})
+		(&peers{s: w.ts.srv}).deliverBatch(ctx, []peerEvent{{K: "c", C: c4.ID, A: w.maya.ID}})
 		w.ts.srv.board.mu.Lock()
 		_, touched := w.ts.srv.board.stale[w.maya.ID]
 		w.ts.srv.board.mu.Unlock()

@@ -119,7 +119,7 @@ func (s *Server) deliverConversation(ctx context.Context, conv *models.Conversat
 // why is the offer's explanation in words.
 func (s *Server) publishOffer(o *models.Offer, conv *models.Conversation, b *models.Brand, why string) {
 	s.publish(agentTopic(o.AgentID), "offer", s.offerCard(o, conv, b, why))
-	s.peers.notify(peerEvent{K: "o", O: o.ID, A: o.AgentID})
+	s.peers.notify(peerEvent{K: "o", O: o.ID, A: o.AgentID, C: o.ConversationID})
 }
 
 // closeAgent closes an agent's sockets on every instance (suspension).

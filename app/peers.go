@@ -11,6 +11,7 @@ import (
 
 	"github.com/handoffhq/handoff/models"
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 )
 
 // Cross-instance fan-out over PostgreSQL LISTEN/NOTIFY. Each instance
@@ -224,9 +225,7 @@ func (p *peers) listen(ctx context.Context) error {
 		if json.Unmarshal([]byte(n.Payload), &b) != nil || b.From == p.id {
 			continue
 		}
-		for _, ev := range b.Events {
-			p.deliver(ctx, ev)
-		}
+		p.deliverBatch(ctx, b.Events)
 		// Whatever changed there may be dispatch work, and the dispatch
 		// lease may be held here.
 		p.s.queue.changed()
@@ -234,56 +233,96 @@ func (p *peers) listen(ctx context.Context) error {
 	}
 }
 
-// deliver turns another instance's event into frames for this instance's
-// sockets, reading the rows only when someone here is listening.
-func (p *peers) deliver(ctx context.Context, ev peerEvent) {
+// deliverBatch turns another instance's events into frames for this
+// instance's sockets, in their order. The rows they name are read only
+// when someone here is listening, and together: the messages in one
+// statement, the offers in one, the conversations in one, side by side.
+// The listener delivered event by event before, a read or two each, so an
+// offer waited behind the reads of the messages before it in its batch.
+func (p *peers) deliverBatch(ctx context.Context, evs []peerEvent) {
 	s := p.s
-	// Whatever happened to an agent there, the offer passes here read
-	// them again.
-	if ev.A != "" {
-		s.touchAgent(ev.A)
+	var msgKeys []models.MessageKey
+	var offerIDs, convIDs []string
+	for _, ev := range evs {
+		// Whatever happened to an agent there, the offer passes here read
+		// them again.
+		if ev.A != "" {
+			s.touchAgent(ev.A)
+		}
+		if id, ok := strings.CutPrefix(ev.T, "agent:"); ok {
+			s.touchAgent(id)
+		}
+		switch ev.K {
+		case "m":
+			if s.hub.Count(convTopic(ev.C)) > 0 {
+				msgKeys = append(msgKeys, models.MessageKey{ConversationID: ev.C, Seq: ev.S})
+			}
+		case "c":
+			// Its brand says who could be listening before any read (an
+			// event without one, from an older instance, is read anyway).
+			if ev.B == "" || s.hub.Count(convTopic(ev.C))+s.hub.Count(brandTopic(ev.B)) > 0 {
+				convIDs = append(convIDs, ev.C)
+			}
+		case "o":
+			if s.hub.Count(agentTopic(ev.A)) > 0 {
+				offerIDs = append(offerIDs, ev.O)
+				if ev.C != "" { // an older instance's offer names no conversation: read it after
+					convIDs = append(convIDs, ev.C)
+				}
+			}
+		}
 	}
-	if id, ok := strings.CutPrefix(ev.T, "agent:"); ok {
-		s.touchAgent(id)
+	var msgs map[models.MessageKey]*models.Message
+	var offers map[string]*models.Offer
+	var convs map[string]*models.Conversation
+	var reads errgroup.Group
+	if len(msgKeys) > 0 {
+		reads.Go(func() (err error) { msgs, err = s.store.MessagesAt(ctx, msgKeys); return err })
 	}
-	switch ev.K {
-	case "f":
-		if s.hub.Count(ev.T) > 0 {
-			s.publish(ev.T, ev.Y, ev.D)
+	if len(offerIDs) > 0 {
+		reads.Go(func() (err error) { offers, err = s.store.OffersByID(ctx, offerIDs); return err })
+	}
+	if len(convIDs) > 0 {
+		reads.Go(func() (err error) { convs, err = s.store.ConversationsByID(ctx, convIDs); return err })
+	}
+	if err := reads.Wait(); err != nil {
+		// The clients here miss these frames; each finds the state again
+		// when it reconnects or acts, as after a lost NOTIFY.
+		s.log.Warn("could not read what another instance announced", "err", err, "events", len(evs))
+	}
+	for _, ev := range evs {
+		switch ev.K {
+		case "f":
+			if s.hub.Count(ev.T) > 0 {
+				s.publish(ev.T, ev.Y, ev.D)
+			}
+		case "m":
+			if m := msgs[models.MessageKey{ConversationID: ev.C, Seq: ev.S}]; m != nil {
+				s.publish(convTopic(ev.C), "message", messageFrameOf(m))
+			}
+		case "c":
+			if conv := convs[ev.C]; conv != nil && s.hub.Count(convTopic(conv.ID))+s.hub.Count(brandTopic(conv.BrandID)) > 0 {
+				s.deliverConversation(ctx, conv)
+			}
+		case "o":
+			o := offers[ev.O]
+			if o == nil || o.Status != models.OfferPending {
+				continue
+			}
+			conv := convs[o.ConversationID]
+			if conv == nil {
+				var err error
+				if conv, err = s.store.ConversationByID(ctx, o.ConversationID); err != nil {
+					continue
+				}
+			}
+			if b, err := s.brand(ctx, conv.BrandID); err == nil {
+				s.publish(agentTopic(o.AgentID), "offer", s.offerCard(o, conv, b, explanationSummary(o.Explanation)))
+			}
+		case "x":
+			s.hub.Close(agentTopic(ev.A))
+		case "k":
+			s.apiKeys.forgetAll()
 		}
-	case "m":
-		if s.hub.Count(convTopic(ev.C)) == 0 {
-			return
-		}
-		msgs, err := s.store.Messages(ctx, ev.C, ev.S-1, 1)
-		if err == nil && len(msgs) == 1 {
-			s.publish(convTopic(ev.C), "message", messageFrameOf(&msgs[0]))
-		}
-	case "c":
-		// Its brand says who could be listening before any read (an
-		// event without one, from an older instance, is read anyway).
-		if ev.B != "" && s.hub.Count(convTopic(ev.C))+s.hub.Count(brandTopic(ev.B)) == 0 {
-			return
-		}
-		conv, err := s.store.ConversationByID(ctx, ev.C)
-		if err != nil || s.hub.Count(convTopic(conv.ID))+s.hub.Count(brandTopic(conv.BrandID)) == 0 {
-			return
-		}
-		s.deliverConversation(ctx, conv)
-	case "o":
-		if s.hub.Count(agentTopic(ev.A)) == 0 {
-			return
-		}
-		o, err := s.store.Offer(ctx, ev.O)
-		if err != nil || o.Status != models.OfferPending {
-			return
-		}
-		if card, err := s.offerCardOf(ctx, o); err == nil {
-			s.publish(agentTopic(o.AgentID), "offer", card)
-		}
-	case "x":
-		s.hub.Close(agentTopic(ev.A))
-	case "k":
-		s.apiKeys.forgetAll()
 	}
 }

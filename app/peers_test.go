@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestPeerConversationNewsReadOnlyWhenWatched(t *testing.T) {
 		deliver := func(ev peerEvent, wantReads int64) {
 			t.Helper()
 			reads.Store(0)
-			p.deliver(ctx, ev)
+			p.deliverBatch(ctx, []peerEvent{ev})
 			if got := reads.Load(); got != wantReads {
 				t.Errorf("%+v read the conversation %d times; want %d", ev, got, wantReads)
 			}
@@ -69,6 +70,113 @@ func TestPeerConversationNewsReadOnlyWhenWatched(t *testing.T) {
 		srv.hub.Unsubscribe(customer)
 
 		deliver(peerEvent{K: "c", C: c.ID}, 1) // no brand: read, then nobody to tell
+	})
+}
+
+// Another instance's batch is delivered in its order, the rows it names
+// read together: one statement each for its messages, offers and
+// conversations, however many events name them, and none for those nobody
+// here listens to.
+func TestPeerBatchReadsTogether(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w := newLiveWorld(t, db)
+		srv, st := w.ts.srv, db.Store
+		bg := context.Background()
+		for _, a := range []*models.Agent{w.maya, w.tom} {
+			if err := st.SetPresence(bg, a.ID, models.PresenceOnline); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c1, c2 := w.escalate(t, "chat-1"), w.escalate(t, "chat-2")
+		w.pass(t)
+		offerOf := func(convID string) models.Offer {
+			t.Helper()
+			os, err := st.Offers(bg, convID)
+			if err != nil || len(os) != 1 {
+				t.Fatalf("offers of %s: %v, %v; want one", convID, os, err)
+			}
+			return os[0]
+		}
+		o1, o2 := offerOf(c1.ID), offerOf(c2.ID)
+		if _, _, err := st.AcceptOffer(bg, o1.AgentID, o1.ID); err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int
+		for _, text := range []string{"first", "second"} {
+			m, _, err := st.AddMessage(bg, c1.ID, models.SenderCustomer, "", "", text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqs = append(seqs, m.Seq)
+		}
+
+		reads := map[string]int{}
+		var mu sync.Mutex
+		if err := st.DB.Callback().Query().After("gorm:query").Register("test:batch_reads", func(tx *gorm.DB) {
+			if tx.Statement.Context.Value(peerReadKey{}) != nil && tx.Statement.Table != "brands" && tx.Statement.Table != "agents" {
+				mu.Lock()
+				reads[tx.Statement.Table]++
+				mu.Unlock()
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		customer := srv.hub.Subscribe(convTopic(c1.ID))
+		defer srv.hub.Unsubscribe(customer)
+		agent := srv.hub.Subscribe(agentTopic(o2.AgentID))
+		defer srv.hub.Unsubscribe(agent)
+		dashboard := srv.hub.Subscribe(brandTopic(w.brand.ID))
+		defer srv.hub.Unsubscribe(dashboard)
+
+		ctx := context.WithValue(bg, peerReadKey{}, true)
+		(&peers{s: srv}).deliverBatch(ctx, []peerEvent{
+			{K: "m", C: c1.ID, S: seqs[0]},
+			{K: "o", O: o2.ID, A: o2.AgentID, C: c2.ID},
+			{K: "c", C: c2.ID, B: w.brand.ID},
+			{K: "m", C: c1.ID, S: seqs[1]},
+			{K: "m", C: c2.ID, S: 1},                    // nobody here listens to chat-2's chat
+			{K: "o", O: o1.ID, A: o1.AgentID, C: c1.ID}, // nor to its agent (and it was accepted)
+			{K: "f", T: agentTopic(o2.AgentID), Y: "presence", D: json.RawMessage(`{"presence":"online"}`)},
+		})
+		want := map[string]int{"messages": 1, "offers": 1, "conversations": 1}
+		mu.Lock()
+		if fmt.Sprint(reads) != fmt.Sprint(want) {
+			t.Errorf("reads by table %v; want %v", reads, want)
+		}
+		mu.Unlock()
+		frames := func(sub <-chan []byte) (out []string) {
+			for len(sub) > 0 {
+				out = append(out, string(<-sub))
+			}
+			return out
+		}
+		got := frames(customer.C)
+		if len(got) != 2 || !strings.Contains(got[0], `"first"`) || !strings.Contains(got[1], `"second"`) {
+			t.Errorf("the customer got %q; want the two messages in order", got)
+		}
+		got = frames(agent.C)
+		if len(got) != 2 || !strings.Contains(got[0], `"offer"`) || !strings.Contains(got[0], c2.ID) || !strings.Contains(got[1], `"presence"`) {
+			t.Errorf("the agent got %q; want the offer card of chat-2, then the presence frame", got)
+		}
+		got = frames(dashboard.C)
+		if len(got) != 1 || !strings.Contains(got[0], `"conversation"`) || !strings.Contains(got[0], c2.ID) {
+			t.Errorf("the dashboard got %q; want chat-2's conversation frame", got)
+		}
+
+		// An offer from an older instance names no conversation: it is
+		// read after the offer.
+		mu.Lock()
+		clear(reads)
+		mu.Unlock()
+		(&peers{s: srv}).deliverBatch(ctx, []peerEvent{{K: "o", O: o2.ID, A: o2.AgentID}})
+		mu.Lock()
+		if fmt.Sprint(reads) != fmt.Sprint(map[string]int{"offers": 1, "conversations": 1}) {
+			t.Errorf("an older instance's offer: reads by table %v; want the offer, then its conversation", reads)
+		}
+		mu.Unlock()
+		if got = frames(agent.C); len(got) != 1 || !strings.Contains(got[0], `"offer"`) || !strings.Contains(got[0], c2.ID) {
+			t.Errorf("an older instance's offer: the agent got %q; want chat-2's offer card", got)
+		}
 	})
 }
 

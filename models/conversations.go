@@ -383,6 +383,49 @@ func (s *Store) ConversationByID(ctx context.Context, id string) (*Conversation,
 	return &c, nil
 }
 
+// ConversationsByID returns the conversations with the given ids that
+// exist, by id, whatever their brand (as ConversationByID).
+func (s *Store) ConversationsByID(ctx context.Context, ids []string) (map[string]*Conversation, error) {
+	out := make(map[string]*Conversation, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []Conversation
+	if err := s.DB.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		out[rows[i].ID] = &rows[i]
+	}
+	return out, nil
+}
+
+// MessageKey names one message: its conversation and sequence number.
+type MessageKey struct {
+	ConversationID string
+	Seq            int
+}
+
+// MessagesAt returns the messages with the given keys that exist, by key.
+func (s *Store) MessagesAt(ctx context.Context, keys []MessageKey) (map[MessageKey]*Message, error) {
+	out := make(map[MessageKey]*Message, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	pairs := make([][]any, len(keys))
+	for i, k := range keys {
+		pairs[i] = []any{k.ConversationID, k.Seq}
+	}
+	var rows []Message
+	if err := s.DB.WithContext(ctx).Where("(conversation_id, seq) IN ?", pairs).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		out[MessageKey{rows[i].ConversationID, rows[i].Seq}] = &rows[i]
+	}
+	return out, nil
+}
+
 // Messages returns the conversation's messages after seq afterSeq, in order.
 func (s *Store) Messages(ctx context.Context, convID string, afterSeq, limit int) ([]Message, error) {
 	var out []Message

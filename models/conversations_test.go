@@ -891,3 +891,48 @@ func TestQueuedConversationsAfter(t *testing.T) {
 		}
 	})
 }
+
+// MessagesAt, ConversationsByID and OffersByID read many rows by key in one
+// statement; keys that name nothing are left out.
+func TestReadsByKey(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		a, b := f.escalate(t, "chat-a"), f.escalate(t, "chat-b") // each transcript holds seq 1 and 2
+		msgs, err := db.Store.MessagesAt(ctx, []models.MessageKey{{a.ID, 2}, {b.ID, 1}, {a.ID, 9}, {"no-such", 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != 2 || msgs[models.MessageKey{a.ID, 2}] == nil || msgs[models.MessageKey{b.ID, 1}] == nil ||
+			msgs[models.MessageKey{a.ID, 2}].Seq != 2 || msgs[models.MessageKey{b.ID, 1}].ConversationID != b.ID {
+			t.Errorf("MessagesAt = %v; want chat-a's 2nd and chat-b's 1st message only", msgs)
+		}
+		convs, err := db.Store.ConversationsByID(ctx, []string{a.ID, b.ID, a.ID, "00000000-0000-0000-0000-000000000000"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(convs) != 2 || convs[a.ID].ExternalID != "chat-a" || convs[b.ID].ExternalID != "chat-b" {
+			t.Errorf("ConversationsByID = %v; want chat-a and chat-b", convs)
+		}
+		offers, err := db.Store.OffersByID(ctx, []string{"00000000-0000-0000-0000-000000000000"})
+		if err != nil || len(offers) != 0 {
+			t.Errorf("OffersByID of an unknown id = %v, %v; want none", offers, err)
+		}
+		for _, empty := range []error{
+			func() error { m, err := db.Store.MessagesAt(ctx, nil); return nonEmpty(len(m), err) }(),
+			func() error { m, err := db.Store.ConversationsByID(ctx, nil); return nonEmpty(len(m), err) }(),
+			func() error { m, err := db.Store.OffersByID(ctx, nil); return nonEmpty(len(m), err) }(),
+		} {
+			if empty != nil {
+				t.Error(empty)
+			}
+		}
+	})
+}
+
+func nonEmpty(n int, err error) error {
+	if err != nil || n != 0 {
+		return fmt.Errorf("no keys: %d rows, %v; want none", n, err)
+	}
+	return nil
+}
