@@ -386,18 +386,7 @@ func (s *Store) ConversationByID(ctx context.Context, id string) (*Conversation,
 // ConversationsByID returns the conversations with the given ids that
 // exist, by id, whatever their brand (as ConversationByID).
 func (s *Store) ConversationsByID(ctx context.Context, ids []string) (map[string]*Conversation, error) {
-	out := make(map[string]*Conversation, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	var rows []Conversation
-	if err := s.DB.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
-		return nil, err
-	}
-	for i := range rows {
-		out[rows[i].ID] = &rows[i]
-	}
-	return out, nil
+	return rowsByID(ctx, s.DB, ids, func(c *Conversation) string { return c.ID })
 }
 
 // MessageKey names one message: its conversation and sequence number.

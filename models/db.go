@@ -229,6 +229,24 @@ func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return s.DB.WithContext(ctx).Transaction(fn)
 }
 
+// rowsByID reads the rows of T whose id is in ids, in one statement, by
+// id (id reads a row's); ids that name nothing are left out, and no ids
+// read nothing.
+func rowsByID[T any](ctx context.Context, db *gorm.DB, ids []string, id func(*T) string) (map[string]*T, error) {
+	out := make(map[string]*T, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []T
+	if err := db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		out[id(&rows[i])] = &rows[i]
+	}
+	return out, nil
+}
+
 // notFound turns gorm's record-not-found into ErrNotFound with context.
 func notFound(err error, what string) error {
 	if errors.Is(err, gorm.ErrRecordNotFound) || errors.Is(err, sql.ErrNoRows) {

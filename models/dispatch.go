@@ -449,18 +449,7 @@ func (s *Store) OfferHistory(ctx context.Context, convIDs []string) (map[string]
 
 // Brands returns the brands with the given ids.
 func (s *Store) Brands(ctx context.Context, ids []string) (map[string]*Brand, error) {
-	out := map[string]*Brand{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	var rows []Brand
-	if err := s.DB.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
-		return nil, err
-	}
-	for i := range rows {
-		out[rows[i].ID] = &rows[i]
-	}
-	return out, nil
+	return rowsByID(ctx, s.DB, ids, func(b *Brand) string { return b.ID })
 }
 
 // Heartbeat renews an agent's presence lease.

@@ -149,18 +149,7 @@ func (s *Store) Offer(ctx context.Context, id string) (*Offer, error) {
 
 // OffersByID returns the offers with the given ids that exist, by id.
 func (s *Store) OffersByID(ctx context.Context, ids []string) (map[string]*Offer, error) {
-	out := make(map[string]*Offer, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	var rows []Offer
-	if err := s.DB.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
-		return nil, err
-	}
-	for i := range rows {
-		out[rows[i].ID] = &rows[i]
-	}
-	return out, nil
+	return rowsByID(ctx, s.DB, ids, func(o *Offer) string { return o.ID })
 }
 
 // AcceptOffer claims a pending, unexpired offer for the agent and makes the
