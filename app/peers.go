@@ -226,15 +226,11 @@ func (p *peers) listen(ctx context.Context) error {
 			continue
 		}
 		p.deliverBatch(ctx, b.Events)
-		// Whatever changed there may be dispatch work, and the dispatch
-		// lease may be held here.
-		p.s.queue.changed()
-		p.s.wake()
 	}
 }
 
-// deliverBatch turns another instance's events into frames for this
-// instance's sockets, in their order. The rows they name are read only
+// deliverBatch wakes the dispatcher for another instance's events and
+// turns them into frames for this instance's sockets, in their order. The rows they name are read only
 // when someone here is listening, and together: the messages in one
 // statement, the offers in one, the conversations in one, side by side.
 // The listener delivered event by event before, a read or two each, so an
@@ -272,6 +268,12 @@ func (p *peers) deliverBatch(ctx context.Context, evs []peerEvent) {
 			}
 		}
 	}
+	// Whatever changed there may be dispatch work, and the dispatch lease
+	// may be held here: the dispatcher is woken now, with the agents
+	// named touched, not after the reads below (an escalation there does
+	// not wait for the frames of the messages beside it).
+	s.queue.changed()
+	s.wake()
 	var msgs map[models.MessageKey]*models.Message
 	var offers map[string]*models.Offer
 	var convs map[string]*models.Conversation
