@@ -230,11 +230,13 @@ func (p *peers) listen(ctx context.Context) error {
 }
 
 // deliverBatch wakes the dispatcher for another instance's events and
-// turns them into frames for this instance's sockets, in their order. The rows they name are read only
-// when someone here is listening, and together: the messages in one
-// statement, the offers in one, the conversations in one, side by side.
-// The listener delivered event by event before, a read or two each, so an
-// offer waited behind the reads of the messages before it in its batch.
+// turns them into frames for this instance's sockets, in their order. The
+// rows they name are read only when someone here is listening, and
+// together: the messages in one statement, the offers in one, the
+// conversations in one, side by side. (Delivered event by event, a read or
+// two each, an offer waited behind the reads of the messages before it in
+// its batch.) A read that fails loses its frames, as a lost NOTIFY would:
+// each client finds the state again when it acts or reconnects.
 func (p *peers) deliverBatch(ctx context.Context, evs []peerEvent) {
 	s := p.s
 	var msgKeys []models.MessageKey
@@ -288,8 +290,6 @@ func (p *peers) deliverBatch(ctx context.Context, evs []peerEvent) {
 		reads.Go(func() (err error) { convs, err = s.store.ConversationsByID(ctx, convIDs); return err })
 	}
 	if err := reads.Wait(); err != nil {
-		// The clients here miss these frames; each finds the state again
-		// when it reconnects or acts, as after a lost NOTIFY.
 		s.log.Warn("could not read what another instance announced", "err", err, "events", len(evs))
 	}
 	for _, ev := range evs {

@@ -43,11 +43,11 @@ var errSQLiteBusy = errors.New("database is locked: waited too long for the othe
 // until its caller gave up.
 const laneMaxWait = 100 * time.Millisecond
 
-// urgentFirst reports whether the urgent lane is served next: it has a
-// waiter, and the first of the other lane (if any, since then) has not
-// waited the gate's laneWait.
-func (g *sqliteGate) urgentFirst(urgent, normal int, normalSince time.Time, now time.Time) bool {
-	return urgent > 0 && (normal == 0 || now.Sub(normalSince) < g.laneWait)
+// urgentFirst reports whether the urgent lane is served next: it has
+// waiters (urgent of them), and the first of the other lane, waiting since
+// normalSince (zero: none waits), has not waited the gate's laneWait.
+func (g *sqliteGate) urgentFirst(urgent int, normalSince, now time.Time) bool {
+	return urgent > 0 && (normalSince.IsZero() || now.Sub(normalSince) < g.laneWait)
 }
 
 // sqliteGate is the turn of the process's connections to one database
@@ -158,7 +158,7 @@ func (g *sqliteGate) leave() {
 	if len(g.normal) > 0 {
 		since = g.normal[0].since
 	}
-	if g.urgentFirst(len(g.urgent), len(g.normal), since, now) {
+	if g.urgentFirst(len(g.urgent), since, now) {
 		lane = &g.urgent
 	}
 	if len(*lane) == 0 {

@@ -184,7 +184,7 @@ func (g *txGroup) take(n int) []*groupTx {
 	if len(g.normal) > 0 {
 		since = g.normal[0].since
 	}
-	if g.store.gate.urgentFirst(len(g.urgent), len(g.normal), since, time.Now()) {
+	if g.store.gate.urgentFirst(len(g.urgent), since, time.Now()) {
 		lane = &g.urgent
 	}
 	k := min(n, len(*lane))
