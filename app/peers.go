@@ -311,15 +311,9 @@ func (p *peers) deliverBatch(ctx context.Context, evs []peerEvent) {
 			if o == nil || o.Status != models.OfferPending {
 				continue
 			}
-			conv := convs[o.ConversationID]
-			if conv == nil {
-				var err error
-				if conv, err = s.store.ConversationByID(ctx, o.ConversationID); err != nil {
-					continue
-				}
-			}
-			if b, err := s.brand(ctx, conv.BrandID); err == nil {
-				s.publish(agentTopic(o.AgentID), "offer", s.offerCard(o, conv, b, explanationSummary(o.Explanation)))
+			// An older instance's offer names no conversation: read here.
+			if card, err := s.offerCardOf(ctx, o, convs[o.ConversationID]); err == nil {
+				s.publish(agentTopic(o.AgentID), "offer", card)
 			}
 		case "x":
 			s.hub.Close(agentTopic(ev.A))

@@ -49,10 +49,14 @@ type agentChat struct {
 	Messages     []messageFrame `json:"messages"`
 }
 
-func (s *Server) offerCardOf(ctx context.Context, o *models.Offer) (*offerCard, error) {
-	conv, err := s.store.ConversationByID(ctx, o.ConversationID)
-	if err != nil {
-		return nil, err
+// offerCardOf builds an offer's card; conv is its conversation, or nil to
+// read it.
+func (s *Server) offerCardOf(ctx context.Context, o *models.Offer, conv *models.Conversation) (*offerCard, error) {
+	if conv == nil {
+		var err error
+		if conv, err = s.store.ConversationByID(ctx, o.ConversationID); err != nil {
+			return nil, err
+		}
 	}
 	b, err := s.brand(ctx, conv.BrandID)
 	if err != nil {
@@ -150,7 +154,7 @@ func (a *agentSocket) hello(ctx context.Context) error {
 	a.lastBeat = s.store.Now()
 	data := map[string]any{"agent": map[string]any{"id": ag.ID, "name": ag.User.DisplayName, "presence": ag.Presence, "capacity": ag.MaxConcurrent}}
 	if o, err := s.store.PendingOffer(ctx, a.agentID); err == nil {
-		card, err := s.offerCardOf(ctx, o)
+		card, err := s.offerCardOf(ctx, o, nil)
 		if err != nil {
 			return err
 		}
