@@ -113,7 +113,7 @@ func (s *Store) Agent(ctx context.Context, id string) (*Agent, error) {
 // AgentName returns an agent's display name.
 func (s *Store) AgentName(ctx context.Context, id string) (string, error) {
 	var names []string
-	if err := s.DB.WithContext(ctx).Raw("SELECT users.display_name FROM agents JOIN users ON users.id = agents.user_id WHERE agents.id = ?", id).Scan(&names).Error; err != nil {
+	if err := s.DB.WithContext(ctx).Raw("SELECT users.display_name FROM agents JOIN users ON users.id = agents.user_id WHERE agents.id = ?", id).Find(&names).Error; err != nil {
 		return "", err
 	}
 	if len(names) == 0 {

@@ -70,7 +70,7 @@ func (s *Store) AgentProfiles(ctx context.Context, ids []string) (map[string]Age
 	for start := 0; start < len(ids); start += 500 {
 		part := ids[start:min(start+500, len(ids))]
 		var langs []AgentLanguage
-		if err := db.Raw("SELECT agent_id, language FROM agent_languages WHERE agent_id IN ? ORDER BY agent_id, language", part).Scan(&langs).Error; err != nil {
+		if err := db.Raw("SELECT agent_id, language FROM agent_languages WHERE agent_id IN ? ORDER BY agent_id, language", part).Find(&langs).Error; err != nil {
 			return nil, err
 		}
 		for _, l := range langs {
@@ -79,7 +79,7 @@ func (s *Store) AgentProfiles(ctx context.Context, ids []string) (map[string]Age
 			out[l.AgentID] = p
 		}
 		var skills []AgentSkill
-		if err := db.Raw("SELECT agent_id, skill, level FROM agent_skills WHERE agent_id IN ?", part).Scan(&skills).Error; err != nil {
+		if err := db.Raw("SELECT agent_id, skill, level FROM agent_skills WHERE agent_id IN ?", part).Find(&skills).Error; err != nil {
 			return nil, err
 		}
 		for _, sk := range skills {
@@ -176,7 +176,7 @@ func (s *Store) agentStates(ctx context.Context, lease time.Duration, ids []stri
 		Active        int
 		PendingOffer  bool
 	}
-	if err := s.DB.WithContext(ctx).Raw(q+" ORDER BY a.id", args...).Scan(&rows).Error; err != nil || len(rows) == 0 {
+	if err := s.DB.WithContext(ctx).Raw(q+" ORDER BY a.id", args...).Find(&rows).Error; err != nil || len(rows) == 0 {
 		return nil, err
 	}
 	out := make([]AgentState, len(rows))
@@ -247,7 +247,7 @@ func (s *Store) QueuePosition(ctx context.Context, c *Conversation) (int, error)
 	}
 	var n int64
 	err := s.DB.WithContext(ctx).Raw("SELECT "+waitingAheadSQL("@brand", "@priority", "@queued", "@id"),
-		map[string]any{"brand": c.BrandID, "priority": c.Priority, "queued": c.QueuedAt, "id": c.ID}).Scan(&n).Error
+		map[string]any{"brand": c.BrandID, "priority": c.Priority, "queued": c.QueuedAt, "id": c.ID}).Find(&n).Error
 	return int(n) + 1, err
 }
 
@@ -271,7 +271,7 @@ func (s *Store) ConversationPlaced(ctx context.Context, id string) (*Conversatio
 		Conversation `gorm:"embedded"`
 		Ahead        *int
 	}
-	err := s.DB.WithContext(ctx).Raw(conversationPlacedSQL("c.*", "?"), id).Scan(&rows).Error
+	err := s.DB.WithContext(ctx).Raw(conversationPlacedSQL("c.*", "?"), id).Find(&rows).Error
 	if err != nil {
 		return nil, 0, err
 	}
@@ -474,7 +474,7 @@ func (s *Store) Heartbeats(ctx context.Context, agentIDs []string) (skipped []st
 		}
 		var done []string
 		err := s.DB.WithContext(ctx).Raw(`UPDATE agents SET last_seen_at = ? WHERE id IN
-			(SELECT id FROM agents WHERE id IN ? ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) RETURNING id`, now, part).Scan(&done).Error
+			(SELECT id FROM agents WHERE id IN ? ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) RETURNING id`, now, part).Find(&done).Error
 		if err != nil {
 			return nil, err
 		}
@@ -502,7 +502,7 @@ func (s *Store) Heartbeats(ctx context.Context, agentIDs []string) (skipped []st
 // young conversations it reads none of them.
 func (s *Store) AbandonOverdue(ctx context.Context) ([]Conversation, []Offer, error) {
 	var shortest []*int
-	if err := s.DB.WithContext(ctx).Raw("SELECT min(max_wait_seconds) FROM brands").Scan(&shortest).Error; err != nil {
+	if err := s.DB.WithContext(ctx).Raw("SELECT min(max_wait_seconds) FROM brands").Find(&shortest).Error; err != nil {
 		return nil, nil, err
 	}
 	if len(shortest) == 0 || shortest[0] == nil {
@@ -542,7 +542,7 @@ func (s *Store) AbandonOverdue(ctx context.Context) ([]Conversation, []Offer, er
 			// as withdrawn, not as read before an expiry or an answer.
 			var os []Offer
 			if err := tx.Raw("UPDATE offers SET status = ?, answered_at = ? WHERE conversation_id = ? AND status = ? RETURNING *",
-				OfferRescinded, now, c.ID, OfferPending).Scan(&os).Error; err != nil {
+				OfferRescinded, now, c.ID, OfferPending).Find(&os).Error; err != nil {
 				return err
 			}
 			res := tx.Model(&Conversation{}).Where("id = ? AND status IN ?", c.ID, []string{ConvQueued, ConvOffered}).
@@ -592,7 +592,7 @@ func (s *Store) LapsePresence(ctx context.Context, lease, grace time.Duration) (
 	var lapsed []Offer
 	err := db.Raw(`SELECT offers.* FROM offers JOIN agents ON agents.id = offers.agent_id
 		WHERE offers.status = ? AND (agents.last_seen_at IS NULL OR agents.last_seen_at <= ?)
-		ORDER BY offers.id LIMIT ?`, OfferPending, now.Add(-lease), batch).Scan(&lapsed).Error
+		ORDER BY offers.id LIMIT ?`, OfferPending, now.Add(-lease), batch).Find(&lapsed).Error
 	if err != nil {
 		return out, err
 	}
@@ -670,7 +670,7 @@ func (s *Store) RecentTimes(ctx context.Context, brandID string) (handle, accept
 			WHERE brand_id = ? AND resolved_at IS NOT NULL AND assigned_at IS NOT NULL
 			ORDER BY resolved_at DESC LIMIT 50) c
 		LEFT JOIN offers o ON o.conversation_id = c.id AND o.agent_id = c.agent_id AND o.status = ?
-		ORDER BY c.id, o.created_at DESC`, brandID, OfferAccepted).Scan(&rows).Error
+		ORDER BY c.id, o.created_at DESC`, brandID, OfferAccepted).Find(&rows).Error
 	if err != nil || len(rows) == 0 {
 		return 0, 0, err
 	}

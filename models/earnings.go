@@ -79,7 +79,7 @@ func (s *Store) resolveTx(ctx context.Context, agentID, convID, note string) (*C
 			return err
 		}
 		res := tx.Raw("UPDATE conversations SET status = ?, resolved_at = ?, resolution_note = ?, updated_at = ? WHERE id = ? AND agent_id = ? AND status = ? RETURNING *",
-			ConvResolved, now, note, now, convID, agentID, ConvActive).Scan(&c)
+			ConvResolved, now, note, now, convID, agentID, ConvActive).Find(&c)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -99,7 +99,7 @@ func (s *Store) resolveTx(ctx context.Context, agentID, convID, note string) (*C
 		err := tx.Raw(`SELECT pay_minor, surge_minor, currency,
 			(SELECT basis_points FROM platform_fees WHERE effective_at <= ? ORDER BY effective_at DESC LIMIT 1) AS bps
 			FROM offers WHERE conversation_id = ? AND agent_id = ? AND status = ? ORDER BY answered_at DESC LIMIT 1`,
-			now, convID, agentID, OfferAccepted).Scan(&pay).Error
+			now, convID, agentID, OfferAccepted).Find(&pay).Error
 		if err != nil {
 			return err
 		}

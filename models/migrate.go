@@ -84,7 +84,7 @@ func (s *Store) Migrate(ctx context.Context) (applied []string, err error) {
 			return fmt.Errorf("create schema_migrations: %w", err)
 		}
 		var done []int
-		if err := tx.Raw("SELECT version FROM schema_migrations").Scan(&done).Error; err != nil {
+		if err := tx.Raw("SELECT version FROM schema_migrations").Find(&done).Error; err != nil {
 			return err
 		}
 		have := map[int]bool{}
@@ -162,7 +162,7 @@ func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 		ID     string
 		Secret string
 	}
-	if err := s.DB.WithContext(ctx).Raw("SELECT id, secret FROM signing_keys ORDER BY created_at DESC, id").Scan(&rows).Error; err != nil {
+	if err := s.DB.WithContext(ctx).Raw("SELECT id, secret FROM signing_keys ORDER BY created_at DESC, id").Find(&rows).Error; err != nil {
 		return nil, err
 	}
 	out := make([]SigningKey, 0, len(rows))

@@ -172,7 +172,7 @@ func (s *Store) AcceptOffer(ctx context.Context, agentID, offerID string) (*Offe
 		// the rollback undoes if the accept fails.
 		var a Agent
 		res := tx.Raw("UPDATE agents SET missed_offers = 0, updated_at = ? WHERE id = ? RETURNING id, max_concurrent",
-			now, agentID).Scan(&a)
+			now, agentID).Find(&a)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -180,7 +180,7 @@ func (s *Store) AcceptOffer(ctx context.Context, agentID, offerID string) (*Offe
 			return fmt.Errorf("agent: %w", ErrNotFound)
 		}
 		res = tx.Raw("UPDATE offers SET status = ?, answered_at = ? WHERE id = ? AND agent_id = ? AND status = ? AND expires_at > ? RETURNING *",
-			OfferAccepted, now, offerID, agentID, OfferPending, now).Scan(&o)
+			OfferAccepted, now, offerID, agentID, OfferPending, now).Find(&o)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -199,7 +199,7 @@ func (s *Store) AcceptOffer(ctx context.Context, agentID, offerID string) (*Offe
 			return err
 		}
 		res = tx.Raw("UPDATE conversations SET status = ?, agent_id = ?, assigned_at = ?, updated_at = ? WHERE id = ? AND status = ? RETURNING *",
-			ConvActive, agentID, now, now, o.ConversationID, ConvOffered).Scan(&c)
+			ConvActive, agentID, now, now, o.ConversationID, ConvOffered).Find(&c)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -292,7 +292,7 @@ func (s *Store) ExpireOffers(ctx context.Context) ([]ExpiredOffer, error) {
 				return err
 			}
 			var missed []int
-			if err := tx.Raw("UPDATE agents SET missed_offers = missed_offers + 1 WHERE id = ? RETURNING missed_offers", o.AgentID).Scan(&missed).Error; err != nil {
+			if err := tx.Raw("UPDATE agents SET missed_offers = missed_offers + 1 WHERE id = ? RETURNING missed_offers", o.AgentID).Find(&missed).Error; err != nil {
 				return err
 			}
 			if len(missed) == 1 && missed[0] >= MissedOffersBeforeAway {

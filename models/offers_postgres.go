@@ -239,7 +239,7 @@ FROM (SELECT) one
     LEFT JOIN offers o ON o.id = @offer AND o.agent_id = @agent
     LEFT JOIN conversations c ON c.id = o.conversation_id
     LEFT JOIN agents a ON a.id = @agent`,
-		map[string]any{"agent": agentID, "offer": offerID, "now": now}).Scan(&r).Error
+		map[string]any{"agent": agentID, "offer": offerID, "now": now}).Find(&r).Error
 	switch {
 	case err != nil:
 		return err
