@@ -65,10 +65,20 @@ func (c *wsConn) send(ctx context.Context, typ string, data any) error {
 	return c.write(ctx, frame)
 }
 
+// write sends one frame unless ctx has ended. A frame the client does not
+// take within wsWriteTimeout closes the socket (a timer), and so does the
+// socket's end: its handler closes the connection, which fails a write
+// under way. The write itself gets no context that can end: coder/websocket
+// watches a context that can (context.AfterFunc) for every write, and that
+// and a timeout context per frame were a fifth of the server's allocations
+// in a chat-heavy run.
 func (c *wsConn) write(ctx context.Context, frame []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
-	defer cancel()
-	return c.conn.Write(ctx, websocket.MessageText, frame)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t := time.AfterFunc(wsWriteTimeout, func() { c.conn.CloseNow() })
+	defer t.Stop()
+	return c.conn.Write(context.Background(), websocket.MessageText, frame)
 }
 
 // sendError tells the client a command failed, in words it can show.
