@@ -406,7 +406,7 @@ func (s *Store) MessagesAt(ctx context.Context, keys []MessageKey) (map[MessageK
 	for i, k := range keys {
 		pairs[i] = []any{k.ConversationID, k.Seq}
 	}
-	var rows []Message
+	rows := make([]Message, 0, len(keys)) // room for all (see rowsByID)
 	if err := s.DB.WithContext(ctx).Where("(conversation_id, seq) IN ?", pairs).Find(&rows).Error; err != nil {
 		return nil, err
 	}

@@ -241,7 +241,10 @@ func rowsByID[T any](ctx context.Context, db *gorm.DB, ids []string, id func(*T)
 	if len(ids) == 0 {
 		return out, nil
 	}
-	var rows []T
+	// Room for every row asked for: gorm makes a slice with room for
+	// 20 rows when given none (8 KB of conversations for the one row the
+	// listener reads, say), and fills the one it is given.
+	rows := make([]T, 0, len(ids))
 	if err := db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
 		return nil, err
 	}

@@ -290,8 +290,8 @@ func scanTargets(db *gorm.DB, dst any) ([]string, []any, error) {
 		return nil, nil, err
 	}
 	v := reflect.ValueOf(dst).Elem()
-	var cols []string
-	var ptrs []any
+	cols := make([]string, 0, len(stmt.Schema.DBNames))
+	ptrs := make([]any, 0, len(stmt.Schema.DBNames))
 	for _, name := range stmt.Schema.DBNames {
 		f := stmt.Schema.FieldsByDBName[name]
 		if !f.Readable {
