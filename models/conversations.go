@@ -535,14 +535,14 @@ func (s *Store) addMessageOneStatement(ctx context.Context, convID, sender, send
 	args = append(args, msg.ID, sender, senderID, msg.ClientID, body, msg.CreatedAt)
 	var seq int
 	err = sqlDB.QueryRowContext(ctx, query, args...).Scan(&seq)
-	db := s.DB.WithContext(ctx)
 	if isUniqueViolation(err) && clientID != "" {
-		m, err := storedMessage(db, convID, sender, clientID)
+		m, err := storedMessage(s.DB.WithContext(ctx), convID, sender, clientID)
 		return m, false, err
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		// Not open for the sender (any more): a resend still answers the
 		// message it repeats, as on SQLite.
+		db := s.DB.WithContext(ctx)
 		if m, err := resentMessage(db, convID, sender, clientID); m != nil || err != nil {
 			return m, false, err
 		}
