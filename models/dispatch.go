@@ -576,11 +576,20 @@ type LapseResult struct {
 // and abandonments after it; the next sweeps handle the rest.
 const DefaultLapseBatch = 100
 
+// lapsedOffersSQL reads the pending offers of agents whose lease lapsed,
+// those expiring first first. The status is spelled out, not bound, so a
+// prepared plan can use the partial index on pending offers' expiry rather
+// than read every offer ever made; the order is that index's, so SQLite
+// too reads through it instead of walking every offer in id order.
+const lapsedOffersSQL = `SELECT offers.* FROM offers JOIN agents ON agents.id = offers.agent_id
+	WHERE offers.status = '` + OfferPending + `' AND (agents.last_seen_at IS NULL OR agents.last_seen_at <= ?)
+	ORDER BY offers.expires_at, offers.id LIMIT ?`
+
 // LapsePresence applies the presence lease: an online or away agent whose
 // last heartbeat is older than lease loses their pending offer; older than
 // grace, their active chats go back to the queue (unpaid) and they are set
-// offline. It handles at most LapseBatch offers and LapseBatch agents,
-// oldest ids first; a later call handles the rest.
+// offline. It handles at most LapseBatch offers (those expiring first) and
+// LapseBatch agents (oldest ids first); a later call handles the rest.
 func (s *Store) LapsePresence(ctx context.Context, lease, grace time.Duration) (LapseResult, error) {
 	var out LapseResult
 	now := s.Now()
@@ -590,9 +599,7 @@ func (s *Store) LapsePresence(ctx context.Context, lease, grace time.Duration) (
 		batch = DefaultLapseBatch
 	}
 	var lapsed []Offer
-	err := db.Raw(`SELECT offers.* FROM offers JOIN agents ON agents.id = offers.agent_id
-		WHERE offers.status = ? AND (agents.last_seen_at IS NULL OR agents.last_seen_at <= ?)
-		ORDER BY offers.id LIMIT ?`, OfferPending, now.Add(-lease), batch).Find(&lapsed).Error
+	err := db.Raw(lapsedOffersSQL, now.Add(-lease), batch).Find(&lapsed).Error
 	if err != nil {
 		return out, err
 	}
@@ -665,12 +672,7 @@ func (s *Store) RecentTimes(ctx context.Context, brandID string) (handle, accept
 	}
 	// A conversation re-queued and accepted again by the same agent has two
 	// accepted offers: the later one counts.
-	err = s.DB.WithContext(ctx).Raw(`SELECT c.id, c.assigned_at, c.resolved_at, o.created_at AS offered_at
-		FROM (SELECT id, agent_id, assigned_at, resolved_at FROM conversations
-			WHERE brand_id = ? AND resolved_at IS NOT NULL AND assigned_at IS NOT NULL
-			ORDER BY resolved_at DESC LIMIT 50) c
-		LEFT JOIN offers o ON o.conversation_id = c.id AND o.agent_id = c.agent_id AND o.status = ?
-		ORDER BY c.id, o.created_at DESC`, brandID, OfferAccepted).Find(&rows).Error
+	err = s.DB.WithContext(ctx).Raw(recentTimesSQL, brandID, OfferAccepted).Find(&rows).Error
 	if err != nil || len(rows) == 0 {
 		return 0, 0, err
 	}
@@ -693,6 +695,16 @@ func (s *Store) RecentTimes(ctx context.Context, brandID string) (handle, accept
 	}
 	return handle, accept, nil
 }
+
+// recentTimesSQL reads a brand's last 50 resolved conversations with their
+// accepted offers. resolved_at IS NOT NULL is the predicate of the partial
+// index it scans (migration 0008).
+const recentTimesSQL = `SELECT c.id, c.assigned_at, c.resolved_at, o.created_at AS offered_at
+	FROM (SELECT id, agent_id, assigned_at, resolved_at FROM conversations
+		WHERE brand_id = ? AND resolved_at IS NOT NULL AND assigned_at IS NOT NULL
+		ORDER BY resolved_at DESC LIMIT 50) c
+	LEFT JOIN offers o ON o.conversation_id = c.id AND o.agent_id = c.agent_id AND o.status = ?
+	ORDER BY c.id, o.created_at DESC`
 
 // RecentConversations returns the brand's newest conversations.
 func (s *Store) RecentConversations(ctx context.Context, brandID string, limit int) ([]Conversation, error) {

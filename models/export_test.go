@@ -15,6 +15,14 @@ var (
 	CreateOffersRequeueSQL = createOffersRequeueSQL
 )
 
+// Statements whose plans TestPartialIndexesServeTheirQueries checks.
+var (
+	DueOffersSQL    = dueOffersSQL
+	LapsedOffersSQL = lapsedOffersSQL
+	RecentTimesSQL  = recentTimesSQL
+	ActiveChatsSQL  = "SELECT " + activeChatsSQL("?")
+)
+
 // SQLiteWritesWaiting counts the writes waiting for their turn at a SQLite
 // store's gate (sqlite_gate.go).
 func SQLiteWritesWaiting(s *Store) int { return int(s.gate.waiting.Load()) }

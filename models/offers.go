@@ -269,11 +269,15 @@ type ExpiredOffer struct {
 // Each offer is claimed with a conditional update, so several sweepers (or
 // instances) never expire one twice, under its agent's row lock (see
 // lockAgent).
+// dueOffersSQL reads the pending offers whose time is up, at most 500 a
+// sweep. The status is spelled out, not bound, so a prepared plan still uses
+// the partial index on pending offers' expiry (migration 0008).
+const dueOffersSQL = `SELECT * FROM offers WHERE status = '` + OfferPending + `' AND expires_at <= ? ORDER BY expires_at LIMIT 500`
+
 func (s *Store) ExpireOffers(ctx context.Context) ([]ExpiredOffer, error) {
 	now := s.Now()
 	var due []Offer
-	if err := s.DB.WithContext(ctx).Where("status = ? AND expires_at <= ?", OfferPending, now).
-		Order("expires_at").Limit(500).Find(&due).Error; err != nil {
+	if err := s.DB.WithContext(ctx).Raw(dueOffersSQL, now).Find(&due).Error; err != nil {
 		return nil, err
 	}
 	var out []ExpiredOffer
