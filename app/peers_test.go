@@ -12,6 +12,7 @@ import (
 
 	"github.com/handoffhq/handoff/models"
 	"github.com/handoffhq/handoff/models/modeltest"
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 )
 
@@ -181,21 +182,34 @@ func TestPeerBatchReadsTogether(t *testing.T) {
 }
 
 // An instance knows its own batches, which PostgreSQL sends back to its
-// listener, from their first bytes, and no other instance's.
+// listener, from their first bytes, and no other instance's; a payload is
+// the JSON of its batch, as the listeners decode it.
 func TestPeersKnowTheirOwnBatches(t *testing.T) {
 	p := &peers{id: models.NewID()}
 	other := &peers{id: models.NewID()}
-	for _, events := range [][]peerEvent{nil, {{K: "c", C: models.NewID(), B: models.NewID()}}, {{K: "k"}, {K: "x", A: p.id}}} {
-		mine, err := json.Marshal(peerBatch{From: p.id, Events: events})
-		if err != nil {
-			t.Fatal(err)
+	for _, events := range [][]peerEvent{{}, {{K: "c", C: models.NewID(), B: models.NewID()}}, {{K: "k"}, {K: "x", A: p.id}},
+		{{K: "f", T: "agent:a", Y: "offer.expired", D: json.RawMessage(`{"notice":"<b>&</b>"}`)}, {K: "m", C: "c", S: 7}}} {
+		encoded := make([][]byte, len(events))
+		for i, ev := range events {
+			b, err := json.Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			encoded[i] = b
 		}
-		theirs, err := json.Marshal(peerBatch{From: other.id, Events: events})
-		if err != nil {
-			t.Fatal(err)
-		}
+		mine, theirs := p.payload(nil, encoded), other.payload(nil, encoded)
 		if !p.own(string(mine)) || p.own(string(theirs)) || other.own(string(mine)) {
 			t.Fatalf("own(%s) = %v, own(%s) = %v; want true, false", mine, p.own(string(mine)), theirs, p.own(string(theirs)))
+		}
+		var got peerBatch
+		if err := json.Unmarshal(mine, &got); err != nil {
+			t.Fatalf("payload %s: %v", mine, err)
+		}
+		// Compared as JSON: a frame's data comes back HTML-escaped.
+		again, _ := json.Marshal(got)
+		want, _ := json.Marshal(peerBatch{From: p.id, Events: events})
+		if string(again) != string(want) {
+			t.Fatalf("payload %s decodes to %s; want %s", mine, again, want)
 		}
 	}
 	if p.own("") || p.own(`{"e":[],"i":"`+p.id+`"}`) {
@@ -205,24 +219,39 @@ func TestPeersKnowTheirOwnBatches(t *testing.T) {
 
 // batchEvents sends an event at once when no batch went within the
 // interval, holds the events that follow it for the rest of the interval,
-// and caps a batch at notifyMaxBytes, keeping the order.
+// and caps a batch at notifyMaxBytes of encoded events, measured (the
+// estimate it used before missed the brand id of conversation news, and
+// full batches of those went over PostgreSQL's 8,000 bytes), keeping the
+// order and dropping only an event no batch could hold.
 func TestBatchEvents(t *testing.T) {
-	collect := func(out chan<- []string) func([]peerEvent) {
-		return func(b []peerEvent) {
-			ids := make([]string, len(b))
-			for i, ev := range b {
-				ids[i] = ev.C
+	collect := func(out chan<- []peerEvent) func([][]byte) {
+		return func(b [][]byte) {
+			evs := make([]peerEvent, len(b))
+			for i, e := range b {
+				if err := json.Unmarshal(e, &evs[i]); err != nil {
+					panic(err)
+				}
 			}
-			out <- ids
+			out <- evs
 		}
+	}
+	ids := func(evs []peerEvent) []string {
+		out := make([]string, len(evs))
+		for i, ev := range evs {
+			out[i] = ev.C
+		}
+		return out
+	}
+	noneTooLarge := func(t *testing.T) func(peerEvent, int) {
+		return func(ev peerEvent, size int) { t.Errorf("event %s (%d bytes) dropped as too large", ev.C, size) }
 	}
 	t.Run("leading edge", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		in, out := make(chan peerEvent, 10), make(chan []string, 10)
+		in, out := make(chan peerEvent, 10), make(chan []peerEvent, 10)
 		returned := make(chan struct{})
-		go func() { batchEvents(ctx, in, time.Hour, collect(out)); close(returned) }()
+		go func() { batchEvents(ctx, in, time.Hour, collect(out), noneTooLarge(t)); close(returned) }()
 		in <- peerEvent{K: "c", C: "e1"}
-		if got := <-out; fmt.Sprint(got) != "[e1]" {
+		if got := ids(<-out); fmt.Sprint(got) != "[e1]" {
 			t.Fatalf("first batch %v; want [e1], sent without waiting the hour", got)
 		}
 		in <- peerEvent{K: "c", C: "e2"} // within the hour: held
@@ -233,35 +262,122 @@ func TestBatchEvents(t *testing.T) {
 		cancel()
 		<-returned
 		if len(out) != 0 {
-			t.Fatalf("sent %v within the interval; want the events held", <-out)
+			t.Fatalf("sent %v within the interval; want the events held", ids(<-out))
 		}
 	})
 	t.Run("cap and order", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		const n = 500
-		in, out := make(chan peerEvent, n), make(chan []string, n)
+		in, out := make(chan peerEvent, n), make(chan []peerEvent, n)
+		// Conversation news with its brand, of the length of real ids,
+		// and, every seventh, an expiry notice: the longest frames sent.
+		brand, notice := models.NewID(), json.RawMessage(`{"offer_id":"`+models.NewID()+`","set_away":true,"notice":"You missed two offers in a row, so we set you away. Go online again when you are ready."}`)
+		total := 0
 		for i := range n {
-			in <- peerEvent{K: "c", C: fmt.Sprintf("conversation-%05d", i)}
+			ev := peerEvent{K: "c", C: fmt.Sprintf("%s-%05d", models.NewID(), i), B: brand}
+			if i%7 == 0 {
+				ev = peerEvent{K: "f", C: ev.C, T: "agent:" + brand, Y: "offer.expired", D: notice}
+			}
+			b, _ := json.Marshal(ev)
+			total += len(b) + 1
+			in <- ev
 		}
-		go batchEvents(ctx, in, time.Millisecond, collect(out))
-		one := eventSize(peerEvent{K: "c", C: "conversation-00000"})
+		go batchEvents(ctx, in, time.Millisecond, collect(out), noneTooLarge(t))
+		p := &peers{id: models.NewID()}
 		next, batches := 0, 0
 		for next < n {
 			b := <-out
 			batches++
-			if len(b)*one > notifyMaxBytes+one {
-				t.Fatalf("a batch of %d events (%d bytes); want at most %d bytes and one event", len(b), len(b)*one, notifyMaxBytes)
-			}
-			for _, id := range b {
-				if want := fmt.Sprintf("conversation-%05d", next); id != want {
-					t.Fatalf("event %s came as #%d; want %s (in order)", id, next, want)
+			encoded := make([][]byte, len(b))
+			for i, ev := range b {
+				encoded[i], _ = json.Marshal(ev)
+				if want := fmt.Sprintf("-%05d", next); !strings.HasSuffix(ev.C, want) {
+					t.Fatalf("event %s came as #%d; want the one ending %s (in order)", ev.C, next, want)
 				}
 				next++
 			}
+			if size := len(p.payload(nil, encoded)); size >= 8000 || size > notifyMaxBytes+100 {
+				t.Fatalf("a batch of %d events is a payload of %d bytes; PostgreSQL takes less than 8,000", len(b), size)
+			}
 		}
-		if least := n * one / (notifyMaxBytes + one); batches < least {
-			t.Fatalf("%d batches for %d events; want at least %d", batches, n, least)
+		if least := total / notifyMaxBytes; batches < least {
+			t.Fatalf("%d batches for %d events (%d bytes); want at least %d", batches, n, total, least)
 		}
 	})
+	t.Run("too large", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		in, out := make(chan peerEvent, 3), make(chan []peerEvent, 3)
+		var dropped []string
+		var mu sync.Mutex
+		go batchEvents(ctx, in, time.Millisecond, collect(out), func(ev peerEvent, size int) {
+			mu.Lock()
+			defer mu.Unlock()
+			dropped = append(dropped, fmt.Sprintf("%s:%t", ev.C, size > notifyMaxBytes))
+		})
+		in <- peerEvent{K: "f", C: "big", D: json.RawMessage(`"` + strings.Repeat("x", notifyMaxBytes) + `"`)}
+		in <- peerEvent{K: "c", C: "small"}
+		if got := ids(<-out); fmt.Sprint(got) != "[small]" {
+			t.Fatalf("batch %v; want [small], the large event dropped", got)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if fmt.Sprint(dropped) != "[big:true]" {
+			t.Fatalf("dropped %v; want [big:true]", dropped)
+		}
+	})
+}
+
+// Full batches of the longest events go through PostgreSQL's NOTIFY whole:
+// 500 events queued at once (a sender that fell behind) reach a listener,
+// all of them, in order, and nothing is logged as failed.
+func TestPeersNotifyFullBatches(t *testing.T) {
+	db := modeltest.Postgres(t)
+	ts := newTestServer(t, db)
+	p := ts.srv.peers
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	brand := models.NewID()
+	for i := range n {
+		ev := peerEvent{K: "c", C: fmt.Sprintf("%s-%05d", models.NewID(), i), B: brand}
+		if i%5 == 0 {
+			ev = peerEvent{K: "o", O: models.NewID(), A: models.NewID(), C: ev.C}
+		}
+		p.notify(ev)
+	}
+	go p.send(ctx)
+	got, payloads := 0, 0
+	for got < n {
+		msg, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			t.Fatalf("after %d of %d events in %d payloads: %v; the server's log:\n%s", got, n, payloads, err, ts.log.String())
+		}
+		if !p.own(msg.Payload) {
+			continue // another test's instance on this database
+		}
+		payloads++
+		var b peerBatch
+		if err := json.Unmarshal([]byte(msg.Payload), &b); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range b.Events {
+			if want := fmt.Sprintf("-%05d", got); !strings.HasSuffix(ev.C, want) {
+				t.Fatalf("event %s came as #%d; want the one ending %s", ev.C, got, want)
+			}
+			got++
+		}
+	}
+	if payloads < 2 || strings.Contains(ts.log.String(), "notify failed") || p.dropped.Load() != 0 {
+		t.Fatalf("%d events in %d payloads, %d dropped; want several full payloads and no failure; log:\n%s", got, payloads, p.dropped.Load(), ts.log.String())
+	}
 }
