@@ -40,10 +40,14 @@ type peerEvent struct {
 	D json.RawMessage `json:"d,omitempty"` // data of a frame (no user content)
 }
 
-// peerBatch is one NOTIFY payload.
+// peerBatch is one NOTIFY payload. Gap says the sender lost events since
+// its last batch (its queue was full, or a NOTIFY failed for good): the
+// receivers cannot know which, so they resynchronise as after a gap of
+// their own listener.
 type peerBatch struct {
 	From   string      `json:"i"`
 	Events []peerEvent `json:"e"`
+	Gap    bool        `json:"g,omitempty"`
 }
 
 // peers sends this instance's events to the others and delivers theirs.
@@ -109,10 +113,18 @@ func (p *peers) run(ctx context.Context) {
 
 // send flushes queued events as NOTIFY payloads, at most one every
 // notifyEvery.
+//
+// Events it loses (dropped from a full queue, or in a batch that failed
+// three times) are announced: the next batch that goes says so (Gap), and
+// the other instances close their sockets so each client resumes from the
+// database, as when their own listener was away.
 func (p *peers) send(ctx context.Context) {
 	var payload []byte
+	lost := false      // a batch failed for good since the last that went
+	var reported int64 // the drops the last batch that went covered
 	batchEvents(ctx, p.in, notifyEvery, func(events [][]byte) {
-		payload = p.payload(payload[:0], events)
+		dropped := p.dropped.Load()
+		payload = p.payload(payload[:0], events, lost || dropped != reported)
 		var err error
 		for attempt := 0; attempt < 3; attempt++ {
 			err = p.s.ds.DB.WithContext(ctx).Exec("SELECT pg_notify(?, ?)", notifyChannel, string(payload)).Error
@@ -121,8 +133,11 @@ func (p *peers) send(ctx context.Context) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		if err != nil && ctx.Err() == nil {
-			p.log.Warn("notify failed", "err", err, "events", len(events), "bytes", len(payload))
+		if err == nil {
+			lost, reported = false, dropped
+		} else if ctx.Err() == nil {
+			lost = true
+			p.log.Warn("notify failed; the next batch will tell the others to resynchronise", "err", err, "events", len(events), "bytes", len(payload))
 		}
 	}, func(ev peerEvent, size int) {
 		p.dropped.Add(1)
@@ -132,7 +147,7 @@ func (p *peers) send(ctx context.Context) {
 
 // payload appends the NOTIFY payload of encoded events to buf: the
 // peerBatch json.Marshal would write, "i" first (see own).
-func (p *peers) payload(buf []byte, events [][]byte) []byte {
+func (p *peers) payload(buf []byte, events [][]byte, gap bool) []byte {
 	buf = append(buf, `{"i":"`...)
 	buf = append(buf, p.id...) // an id: nothing to escape
 	buf = append(buf, `","e":[`...)
@@ -141,6 +156,9 @@ func (p *peers) payload(buf []byte, events [][]byte) []byte {
 			buf = append(buf, ',')
 		}
 		buf = append(buf, e...)
+	}
+	if gap {
+		return append(buf, `],"g":true}`...)
 	}
 	return append(buf, "]}"...)
 }
@@ -244,14 +262,9 @@ func (p *peers) listen(ctx context.Context) error {
 	}
 	p.pid.Store(conn.PgConn().PID())
 	if p.gap {
-		// What the others sent while nobody here listened is lost: close
-		// every socket here, now that LISTEN is back, so each client
-		// resumes from the database (its pending offer, its chats, the
-		// messages after the last it saw).
+		// What the others sent while nobody here listened is lost.
 		p.gap = false
-		p.s.apiKeys.forgetAll() // a revocation may be among what was lost
-		n := p.s.hub.CloseAll()
-		p.log.Warn("listener back after a gap; closed sockets so their clients resume", "sockets", n)
+		p.resync("listener back after a gap")
 	}
 	p.once.Do(func() { close(p.ready) })
 	defer func() { p.gap = true }()
@@ -263,12 +276,30 @@ func (p *peers) listen(ctx context.Context) error {
 		if p.own(n.Payload) {
 			continue // PostgreSQL sends the sender's batches back to its listener
 		}
-		var b peerBatch
-		if json.Unmarshal([]byte(n.Payload), &b) != nil || b.From == p.id {
-			continue
-		}
-		p.deliverBatch(ctx, b.Events)
+		p.receive(ctx, n.Payload)
 	}
+}
+
+// receive delivers another instance's payload.
+func (p *peers) receive(ctx context.Context, payload string) {
+	var b peerBatch
+	if json.Unmarshal([]byte(payload), &b) != nil || b.From == p.id {
+		return
+	}
+	if b.Gap {
+		p.resync("another instance lost events it meant to send")
+	}
+	p.deliverBatch(ctx, b.Events)
+}
+
+// resync closes every socket here, so each client resumes from the
+// database (its pending offer, its chats, the messages after the last it
+// saw), and forgets the API keys it knows, since a revocation may be among
+// what was lost.
+func (p *peers) resync(why string) {
+	p.s.apiKeys.forgetAll()
+	n := p.s.hub.CloseAll()
+	p.log.Warn(why+"; closed sockets so their clients resume", "sockets", n)
 }
 
 // deliverBatch wakes the dispatcher for another instance's events and

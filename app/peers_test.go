@@ -197,13 +197,17 @@ func TestPeersKnowTheirOwnBatches(t *testing.T) {
 			}
 			encoded[i] = b
 		}
-		mine, theirs := p.payload(nil, encoded), other.payload(nil, encoded)
+		mine, theirs := p.payload(nil, encoded, false), other.payload(nil, encoded, true)
 		if !p.own(string(mine)) || p.own(string(theirs)) || other.own(string(mine)) {
 			t.Fatalf("own(%s) = %v, own(%s) = %v; want true, false", mine, p.own(string(mine)), theirs, p.own(string(theirs)))
 		}
 		var got peerBatch
 		if err := json.Unmarshal(mine, &got); err != nil {
 			t.Fatalf("payload %s: %v", mine, err)
+		}
+		var gap peerBatch
+		if err := json.Unmarshal(theirs, &gap); err != nil || !gap.Gap || got.Gap {
+			t.Fatalf("payloads %s and %s: gap %v and %v (%v); want false and true", mine, theirs, got.Gap, gap.Gap, err)
 		}
 		// Compared as JSON: a frame's data comes back HTML-escaped.
 		again, _ := json.Marshal(got)
@@ -297,7 +301,7 @@ func TestBatchEvents(t *testing.T) {
 				}
 				next++
 			}
-			if size := len(p.payload(nil, encoded)); size >= 8000 || size > notifyMaxBytes+100 {
+			if size := len(p.payload(nil, encoded, true)); size >= 8000 || size > notifyMaxBytes+100 {
 				t.Fatalf("a batch of %d events is a payload of %d bytes; PostgreSQL takes less than 8,000", len(b), size)
 			}
 		}
@@ -379,5 +383,79 @@ func TestPeersNotifyFullBatches(t *testing.T) {
 	}
 	if payloads < 2 || strings.Contains(ts.log.String(), "notify failed") || p.dropped.Load() != 0 {
 		t.Fatalf("%d events in %d payloads, %d dropped; want several full payloads and no failure; log:\n%s", got, payloads, p.dropped.Load(), ts.log.String())
+	}
+}
+
+// An instance that lost events it meant to send (its queue was full) says
+// so in the next batch that goes, and only in that one.
+func TestPeersAnnounceLostEvents(t *testing.T) {
+	db := modeltest.Postgres(t)
+	ts := newTestServer(t, db)
+	p := ts.srv.peers
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		t.Fatal(err)
+	}
+	for i := range peerQueue + 3 {
+		p.notify(peerEvent{K: "m", C: fmt.Sprintf("conversation-%05d", i), S: 1})
+	}
+	if d := p.dropped.Load(); d != 3 {
+		t.Fatalf("%d events dropped; want the 3 past the queue's %d", d, peerQueue)
+	}
+	go p.send(ctx)
+	var gaps []int
+	got, payloads := 0, 0
+	for got < peerQueue {
+		msg, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			t.Fatalf("after %d of %d events: %v", got, peerQueue, err)
+		}
+		if !p.own(msg.Payload) {
+			continue
+		}
+		var b peerBatch
+		if err := json.Unmarshal([]byte(msg.Payload), &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.Gap {
+			gaps = append(gaps, payloads)
+		}
+		payloads++
+		got += len(b.Events)
+	}
+	if fmt.Sprint(gaps) != "[0]" {
+		t.Fatalf("payloads %v of %d said events were lost; want the first only", gaps, payloads)
+	}
+}
+
+// A batch from another instance that lost events closes every socket here,
+// so their clients resume from the database; one that lost nothing does
+// not.
+func TestPeersResyncOnAnotherInstancesGap(t *testing.T) {
+	ts := newTestServer(t, modeltest.SQLite(t))
+	srv := ts.srv
+	p := &peers{s: srv, id: models.NewID(), log: srv.log}
+	other := &peers{id: models.NewID()}
+	ev, _ := json.Marshal(peerEvent{K: "c", C: "conversation-1"})
+	sub := srv.hub.Subscribe(agentTopic("agent-1"))
+	defer srv.hub.Unsubscribe(sub)
+	p.receive(context.Background(), string(other.payload(nil, [][]byte{ev}, false)))
+	select {
+	case _, open := <-sub.C:
+		t.Fatalf("a batch without a gap touched the socket (open %v)", open)
+	default:
+	}
+	p.receive(context.Background(), string(other.payload(nil, [][]byte{ev}, true)))
+	if _, open := <-sub.C; open {
+		t.Fatal("the socket got a frame; want it closed after another instance's gap")
+	}
+	if !strings.Contains(ts.log.String(), "another instance lost events") {
+		t.Fatalf("nothing logged; log:\n%s", ts.log.String())
 	}
 }
