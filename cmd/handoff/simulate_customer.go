@@ -122,6 +122,19 @@ type simCustomer struct {
 	up      atomic.Bool
 	lastSeq atomic.Int64
 	started atomic.Bool
+	// conflicts are the 409s its messages got (its run's goroutine only):
+	// a message that crossed the agent's resolve. The end of the chat
+	// explains them; a chat that did not end leaves them errors (settle).
+	conflicts []errorFrame
+}
+
+// settle counts as errors the conflicts that the chat's end did not
+// explain, when the customer stops.
+func (cu *simCustomer) settle() {
+	for _, d := range cu.conflicts {
+		cu.s.fail("customer error frame", d)
+	}
+	cu.conflicts = nil
 }
 
 func (cu *simCustomer) isUp() bool { return cu.up.Load() }
@@ -132,6 +145,7 @@ func (cu *simCustomer) isUp() bool { return cu.up.Load() }
 func (cu *simCustomer) run(ctx context.Context, instance int) {
 	s := cu.s
 	defer s.wg.Done()
+	defer cu.settle()
 	for attempt := 0; ; {
 		path := cu.path + "/ws"
 		if n := cu.lastSeq.Load(); n > 0 {
@@ -224,6 +238,10 @@ func (cu *simCustomer) read(ctx context.Context, conn *websocket.Conn) (done boo
 		case "error":
 			var d errorFrame
 			_ = json.Unmarshal(env.Data, &d)
+			if d.Command == "message.send" && d.Status == http.StatusConflict {
+				cu.conflicts = append(cu.conflicts, d) // the chat's end may explain it
+				continue
+			}
 			s.fail("customer error frame", d)
 		}
 	}
@@ -237,11 +255,15 @@ func (cu *simCustomer) status(ctx context.Context, status string) (over bool) {
 		cu.startSending(ctx)
 	case "resolved", "closed":
 		// The agent's own "resolved" reply may have been lost with a
-		// dying instance; the customer seeing it is as good.
+		// dying instance; the customer seeing it is as good. A message
+		// that crossed the resolve was refused (409), as it would be a
+		// real customer's: not an error.
 		cu.s.resolvedConv(cu.c)
+		cu.conflicts = nil
 		return true
 	case "abandoned":
 		cu.s.abandonedConv(cu.c)
+		cu.conflicts = nil
 		return true
 	}
 	return false

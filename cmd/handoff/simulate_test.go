@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/handoffhq/handoff/models"
 )
 
@@ -335,5 +336,61 @@ func TestSimulateCountsShedEscalations(t *testing.T) {
 	b, _ := json.Marshal(sum)
 	if !strings.Contains(string(b), `"shed":2`) {
 		t.Errorf("summary %s lacks \"shed\":2", b)
+	}
+}
+
+// TestSimulateCustomerMessageCrossingResolve: a customer message that
+// crosses the agent's resolve is refused with 409, as a real customer's
+// would be. The chat's end explains it, so it is not an error; a 409 that
+// no end explains is one, and so is any other refusal.
+func TestSimulateCustomerMessageCrossingResolve(t *testing.T) {
+	t.Parallel()
+	frame := func(typ string, data any) []byte {
+		d, _ := json.Marshal(data)
+		b, _ := json.Marshal(envelope{Type: typ, Data: d})
+		return b
+	}
+	conflict := frame("error", errorFrame{Command: "message.send", Status: http.StatusConflict, Message: "That was already done."})
+	resolved := frame("conversation", map[string]string{"status": "resolved"})
+	invalid := frame("error", errorFrame{Command: "message.send", Status: http.StatusUnprocessableEntity, Message: "Too long."})
+	for _, c := range []struct {
+		name   string
+		frames [][]byte
+		errors int64
+	}{
+		{"conflict then resolved", [][]byte{conflict, conflict, resolved}, 0},
+		{"conflict and the socket closes", [][]byte{conflict}, 1},
+		{"other refusal then resolved", [][]byte{invalid, resolved}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				conn, err := websocket.Accept(w, r, nil)
+				if err != nil {
+					return
+				}
+				defer conn.CloseNow()
+				for _, f := range c.frames {
+					if err := conn.Write(r.Context(), websocket.MessageText, f); err != nil {
+						return
+					}
+				}
+				conn.Close(websocket.StatusNormalClosure, "")
+			}))
+			defer srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.CloseNow()
+			s := newSim(simConfig{}, io.Discard)
+			cu := &simCustomer{s: s, c: s.conv("c1"), sock: newSimSocket()}
+			_, _ = cu.read(ctx, conn)
+			cu.settle()
+			if got := s.errors.Load(); got != c.errors {
+				t.Fatalf("errors = %d (%v); want %d", got, s.errs.list(), c.errors)
+			}
+		})
 	}
 }
