@@ -337,19 +337,7 @@ func TestBatchEvents(t *testing.T) {
 // 500 events queued at once (a sender that fell behind) reach a listener,
 // all of them, in order, and nothing is logged as failed.
 func TestPeersNotifyFullBatches(t *testing.T) {
-	db := modeltest.Postgres(t)
-	ts := newTestServer(t, db)
-	p := ts.srv.peers
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		t.Fatal(err)
-	}
+	ts, p, conn, ctx := peersAndListener(t)
 	const n = 500
 	brand := models.NewID()
 	for i := range n {
@@ -389,19 +377,7 @@ func TestPeersNotifyFullBatches(t *testing.T) {
 // An instance that lost events it meant to send (its queue was full) says
 // so in the next batch that goes, and only in that one.
 func TestPeersAnnounceLostEvents(t *testing.T) {
-	db := modeltest.Postgres(t)
-	ts := newTestServer(t, db)
-	p := ts.srv.peers
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		t.Fatal(err)
-	}
+	_, p, conn, ctx := peersAndListener(t)
 	for i := range peerQueue + 3 {
 		p.notify(peerEvent{K: "m", C: fmt.Sprintf("conversation-%05d", i), S: 1})
 	}
@@ -458,4 +434,24 @@ func TestPeersResyncOnAnotherInstancesGap(t *testing.T) {
 	if !strings.Contains(ts.log.String(), "another instance lost events") {
 		t.Fatalf("nothing logged; log:\n%s", ts.log.String())
 	}
+}
+
+// peersAndListener returns a test server on a fresh PostgreSQL schema, its
+// peers (not yet sending), a connection listening on their channel, and a
+// context that ends the test after 30 s.
+func peersAndListener(t *testing.T) (*testServer, *peers, *pgx.Conn, context.Context) {
+	t.Helper()
+	db := modeltest.Postgres(t)
+	ts := newTestServer(t, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		t.Fatal(err)
+	}
+	return ts, ts.srv.peers, conn, ctx
 }
