@@ -402,6 +402,15 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	if free == 0 {
 		return nil
 	}
+	// Where a pass's time goes, for /metrics: its reads and matching, the
+	// offers' commit, their frames.
+	start := time.Now()
+	var committed time.Time
+	defer func() {
+		if committed.IsZero() { // a pass that made no offer: all of it read
+			s.metrics.phases.WithLabelValues("read").Observe(time.Since(start).Seconds())
+		}
+	}()
 	var queued []models.Conversation
 	var queue []matching.Conversation // queued, as Assign takes it
 	brands := map[string]*models.Brand{}
@@ -516,10 +525,15 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	// One commit for the whole batch; offers whose conversation or agent
 	// changed meanwhile (another instance, an accept) are skipped. On the
 	// offer path, so ahead of other writes waiting on SQLite.
+	readDone := time.Now()
 	made, err := s.ds.CreateOffers(models.Urgent(ctx), batch)
 	if err != nil {
 		return err
 	}
+	committed = time.Now()
+	s.metrics.phases.WithLabelValues("read").Observe(readDone.Sub(start).Seconds())
+	s.metrics.phases.WithLabelValues("commit").Observe(committed.Sub(readDone).Seconds())
+	defer func() { s.metrics.phases.WithLabelValues("publish").Observe(time.Since(committed).Seconds()) }()
 	if whole && len(made) == len(queued) {
 		// Everything queued when the pass read it has its offer now: the
 		// passes that seats freeing up wake have nothing to read.

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -457,6 +459,14 @@ func TestLiveHandoffEndToEnd(t *testing.T) {
 			if !strings.Contains(metricsBody, want) {
 				t.Fatalf("/metrics lacks %q", want)
 			}
+		}
+		// Every pass that made offers counts its three phases once.
+		phases := map[string]int{}
+		for _, m := range regexp.MustCompile(`handoff_offer_pass_phase_seconds_count\{phase="(\w+)"\} (\d+)`).FindAllStringSubmatch(metricsBody, -1) {
+			phases[m[1]], _ = strconv.Atoi(m[2])
+		}
+		if c := phases["commit"]; c == 0 || phases["publish"] != c || phases["read"] < c {
+			t.Fatalf("offer pass phases counted %v; want commit = publish > 0, read at least as many", phases)
 		}
 		// After the rating window the conversation closes and the link ends.
 		db.Clock.Advance(models.RatingWindow)

@@ -26,6 +26,7 @@ type metrics struct {
 	sockets  prometheus.Counter
 	online   prometheus.Gauge
 	passes   *prometheus.HistogramVec // dispatch pass duration by kind
+	phases   *prometheus.HistogramVec // an offer pass's time by phase: read, commit, publish
 	toOffer  prometheus.Histogram     // queued → offered
 	offers   *prometheus.CounterVec   // offers by outcome
 	skipped  prometheus.Counter       // offer passes that read nothing: the queue known empty
@@ -54,6 +55,11 @@ func newMetrics() *metrics {
 		Name: "handoff_dispatch_pass_seconds", Help: "Dispatch pass duration: offer (on wake) or sweep (every second).",
 		Buckets: []float64{.001, .0025, .005, .01, .02, .03, .05, .1, .25, .5, 1},
 	}, []string{"kind"})
+	m.phases = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "handoff_offer_pass_phase_seconds",
+		Help:    "Time of an offer pass that read the queue, by phase: read (the queue, the agents touched, brands, matching), commit (the offers' statement, for passes that made offers), publish (their frames).",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .02, .05, .1, .25, 1},
+	}, []string{"phase"})
 	m.toOffer = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "handoff_escalation_to_offer_seconds", Help: "Time from a conversation entering the queue to its offer.",
 		Buckets: []float64{.005, .01, .02, .03, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
@@ -67,7 +73,7 @@ func newMetrics() *metrics {
 	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "handoff_escalations_shed_total", Help: "Escalations refused (503) because writes were queueing past HANDOFF_SHED_WRITE_WAIT.",
 	})
-	m.reg.MustRegister(m.passes, m.toOffer, m.offers, m.skipped, m.shed)
+	m.reg.MustRegister(m.passes, m.phases, m.toOffer, m.offers, m.skipped, m.shed)
 	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sockets, m.online,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
