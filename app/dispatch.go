@@ -405,9 +405,9 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	// Where a pass's time goes, for /metrics: its reads and matching, the
 	// offers' commit, their frames.
 	start := time.Now()
-	var committed time.Time
+	readCounted := false
 	defer func() {
-		if committed.IsZero() { // a pass that made no offer: all of it read
+		if !readCounted { // a pass that made no offer: all of it read
 			s.metrics.phases.WithLabelValues("read").Observe(time.Since(start).Seconds())
 		}
 	}()
@@ -526,12 +526,13 @@ func (s *Server) offerQueued(ctx context.Context) error {
 	// changed meanwhile (another instance, an accept) are skipped. On the
 	// offer path, so ahead of other writes waiting on SQLite.
 	readDone := time.Now()
+	s.metrics.phases.WithLabelValues("read").Observe(readDone.Sub(start).Seconds())
+	readCounted = true
 	made, err := s.ds.CreateOffers(models.Urgent(ctx), batch)
 	if err != nil {
 		return err
 	}
-	committed = time.Now()
-	s.metrics.phases.WithLabelValues("read").Observe(readDone.Sub(start).Seconds())
+	committed := time.Now()
 	s.metrics.phases.WithLabelValues("commit").Observe(committed.Sub(readDone).Seconds())
 	defer func() { s.metrics.phases.WithLabelValues("publish").Observe(time.Since(committed).Seconds()) }()
 	if whole && len(made) == len(queued) {

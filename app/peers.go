@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -139,9 +140,9 @@ func (p *peers) send(ctx context.Context) {
 			lost = true
 			p.log.Warn("notify failed; the next batch will tell the others to resynchronise", "err", err, "events", len(events), "bytes", len(payload))
 		}
-	}, func(ev peerEvent, size int) {
-		p.dropped.Add(1)
-		p.log.Warn("event too large to notify; dropped", "kind", ev.K, "topic", ev.T, "type", ev.Y, "bytes", size)
+	}, func(ev peerEvent, why string) {
+		p.dropped.Add(1) // the next batch announces it
+		p.log.Warn("event dropped: "+why, "kind", ev.K, "topic", ev.T, "type", ev.Y)
 	})
 }
 
@@ -169,14 +170,14 @@ func (p *peers) payload(buf []byte, events [][]byte, gap bool) []byte {
 // an estimate that missed a field let batches of conversation news reach
 // 8,000 bytes, which PostgreSQL refuses, and every event in them was lost.
 // An event that does not fit the batch opens the next one; one that could
-// not fit any batch goes to tooLarge. An event that finds the last batch
+// not fit any batch, or cannot be encoded, goes to drop. An event that finds the last batch
 // older than the interval goes at once, with what is queued beside it; one
 // that comes sooner waits for the rest of the interval, collecting the
 // events that follow. So a quiet instance's event waits for nothing, and a
 // busy one still sends one NOTIFY per interval. flush must not keep the
 // slice it is given.
 func batchEvents(ctx context.Context, in <-chan peerEvent, every time.Duration,
-	flush func([][]byte), tooLarge func(ev peerEvent, size int)) {
+	flush func([][]byte), drop func(ev peerEvent, why string)) {
 	var batch [][]byte
 	var next []byte    // the event that did not fit the last batch
 	var last time.Time // when the last batch went
@@ -184,12 +185,12 @@ func batchEvents(ctx context.Context, in <-chan peerEvent, every time.Duration,
 	// add encodes ev into the batch and reports whether the batch is full.
 	add := func(ev peerEvent) (full bool) {
 		b, err := json.Marshal(ev)
-		if err != nil {
-			return false // plain strings and a RawMessage that was marshalled already
-		}
 		switch {
+		case err != nil: // a frame's data that is not JSON
+			drop(ev, err.Error())
+			return false
 		case len(b)+1 > notifyMaxBytes:
-			tooLarge(ev, len(b))
+			drop(ev, fmt.Sprintf("%d bytes encoded, over the batch's %d", len(b), notifyMaxBytes))
 			return false
 		case size+len(b)+1 > notifyMaxBytes:
 			next = b

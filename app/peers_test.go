@@ -246,8 +246,8 @@ func TestBatchEvents(t *testing.T) {
 		}
 		return out
 	}
-	noneTooLarge := func(t *testing.T) func(peerEvent, int) {
-		return func(ev peerEvent, size int) { t.Errorf("event %s (%d bytes) dropped as too large", ev.C, size) }
+	noneTooLarge := func(t *testing.T) func(peerEvent, string) {
+		return func(ev peerEvent, why string) { t.Errorf("event %s dropped: %s", ev.C, why) }
 	}
 	t.Run("leading edge", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -315,20 +315,22 @@ func TestBatchEvents(t *testing.T) {
 		in, out := make(chan peerEvent, 3), make(chan []peerEvent, 3)
 		var dropped []string
 		var mu sync.Mutex
-		go batchEvents(ctx, in, time.Millisecond, collect(out), func(ev peerEvent, size int) {
+		go batchEvents(ctx, in, time.Millisecond, collect(out), func(ev peerEvent, why string) {
 			mu.Lock()
 			defer mu.Unlock()
-			dropped = append(dropped, fmt.Sprintf("%s:%t", ev.C, size > notifyMaxBytes))
+			dropped = append(dropped, ev.C+": "+why)
 		})
 		in <- peerEvent{K: "f", C: "big", D: json.RawMessage(`"` + strings.Repeat("x", notifyMaxBytes) + `"`)}
+		in <- peerEvent{K: "f", C: "broken", D: json.RawMessage(`{not json`)}
 		in <- peerEvent{K: "c", C: "small"}
 		if got := ids(<-out); fmt.Sprint(got) != "[small]" {
-			t.Fatalf("batch %v; want [small], the large event dropped", got)
+			t.Fatalf("batch %v; want [small], the large and the broken event dropped", got)
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if fmt.Sprint(dropped) != "[big:true]" {
-			t.Fatalf("dropped %v; want [big:true]", dropped)
+		if len(dropped) != 2 || !strings.HasPrefix(dropped[0], "big: 7") || !strings.Contains(dropped[0], "over the batch's") ||
+			!strings.HasPrefix(dropped[1], "broken: ") {
+			t.Fatalf("dropped %q; want big (too large), then broken (not JSON)", dropped)
 		}
 	})
 }
