@@ -82,11 +82,16 @@ func (s *Server) offerCard(o *models.Offer, conv *models.Conversation, b *models
 }
 
 func (s *Server) agentChatOf(ctx context.Context, conv *models.Conversation) (*agentChat, error) {
-	b, err := s.brand(ctx, conv.BrandID)
+	msgs, err := s.store.Messages(ctx, conv.ID, 0, 0)
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := s.store.Messages(ctx, conv.ID, 0, 0)
+	return s.agentChat(ctx, conv, msgs)
+}
+
+// agentChat is agentChatOf with the conversation's messages read already.
+func (s *Server) agentChat(ctx context.Context, conv *models.Conversation, msgs []models.Message) (*agentChat, error) {
+	b, err := s.brand(ctx, conv.BrandID)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +250,7 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 		if !models.ValidID(d.OfferID) {
 			return models.ErrNotFound
 		}
-		_, conv, err := s.store.AcceptOffer(ctx, a.agentID, d.OfferID)
+		_, conv, msgs, err := s.store.AcceptOfferChat(ctx, a.agentID, d.OfferID)
 		s.touchAgent(a.agentID)
 		if err != nil {
 			if errors.Is(err, models.ErrConflict) {
@@ -255,7 +260,7 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 		}
 		s.metrics.offers.WithLabelValues("accepted").Inc()
 		s.hub.AddTopic(a.sub, convTopic(conv.ID))
-		ch, err := s.agentChatOf(ctx, conv)
+		ch, err := s.agentChat(ctx, conv, msgs)
 		if err != nil {
 			return err
 		}

@@ -183,6 +183,53 @@ func TestEscalateValidation(t *testing.T) {
 	})
 }
 
+// TestAcceptOfferChat checks that the accept the agent's console makes
+// returns the conversation's messages as a read after it would (on
+// PostgreSQL they share its round trip), and nothing when it is refused.
+func TestAcceptOfferChat(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		c := f.escalate(t, "chat-accept")
+		if _, _, err := db.Store.AddMessage(ctx, c.ID, models.SenderCustomer, "", "c1", "Still there?"); err != nil {
+			t.Fatal(err)
+		}
+		other := f.escalate(t, "chat-other") // its messages must not appear
+		if _, _, err := db.Store.AddMessage(ctx, other.ID, models.SenderCustomer, "", "c1", "Someone else"); err != nil {
+			t.Fatal(err)
+		}
+		o := f.offer(t, c)
+		_, conv, msgs, err := db.Store.AcceptOfferChat(ctx, f.agent.ID, o.ID)
+		if err != nil {
+			t.Fatalf("AcceptOfferChat: %v", err)
+		}
+		if conv.ID != c.ID || conv.Status != models.ConvActive || conv.AgentID == nil || *conv.AgentID != f.agent.ID {
+			t.Fatalf("conversation %s %s; want %s active with the agent", conv.ID, conv.Status, c.ID)
+		}
+		want, err := db.Store.Messages(ctx, c.ID, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) < 2 || want[len(want)-1].Body != "Still there?" {
+			t.Fatalf("the fixture's messages %+v; want the transcript and the customer's", want)
+		}
+		if len(msgs) != len(want) {
+			t.Fatalf("%d messages; want %d", len(msgs), len(want))
+		}
+		for i := range want {
+			g, w := msgs[i], want[i]
+			if g.ID != w.ID || g.Seq != w.Seq || g.Sender != w.Sender || g.Body != w.Body || !g.CreatedAt.Equal(w.CreatedAt) ||
+				(g.ClientID == nil) != (w.ClientID == nil) || (g.ClientID != nil && *g.ClientID != *w.ClientID) {
+				t.Fatalf("message %d = %+v; want %+v", i, g, w)
+			}
+		}
+		_, _, again, err := db.Store.AcceptOfferChat(ctx, f.agent.ID, o.ID)
+		if !errors.Is(err, models.ErrConflict) || again != nil {
+			t.Fatalf("second accept = %d messages, %v; want none and ErrConflict", len(again), err)
+		}
+	})
+}
+
 func TestOfferAcceptResolveRecordsEarning(t *testing.T) {
 	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
 		f := newLiveFixture(t, db)

@@ -325,9 +325,7 @@ func (s *Store) ConversationResumed(ctx context.Context, id string, afterSeq, li
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	// Each row is scanned into m, then copied: pgx gives the pointer
-	// fields (client id, sent at) a new value per row.
-	var m Message
+	var m Message // the row scanMessages scans into
 	msgCols, msgDst, err := scanTargets(s.DB, &m)
 	if err != nil {
 		return nil, 0, nil, err
@@ -358,16 +356,8 @@ func (s *Store) ConversationResumed(ctx context.Context, id string, afterSeq, li
 		if rows, err = br.Query(); err != nil {
 			return errors.Join(err, br.Close())
 		}
-		for rows.Next() {
-			m = Message{}
-			if err := rows.Scan(msgDst...); err != nil {
-				rows.Close()
-				return errors.Join(err, br.Close())
-			}
-			msgs = append(msgs, m)
-		}
-		rows.Close()
-		return errors.Join(rows.Err(), br.Close())
+		msgs, err = scanMessages(rows, &m, msgDst)
+		return errors.Join(err, br.Close())
 	})
 	if err != nil {
 		return nil, 0, nil, err

@@ -161,8 +161,33 @@ func (s *Store) OffersByID(ctx context.Context, ids []string) (map[string]*Offer
 // one round trip (acceptOfferPostgres).
 func (s *Store) AcceptOffer(ctx context.Context, agentID, offerID string) (*Offer, *Conversation, error) {
 	if s.Dialect == Postgres {
-		return s.acceptOfferPostgres(ctx, agentID, offerID)
+		o, c, _, err := s.acceptOfferPostgres(ctx, agentID, offerID, false)
+		return o, c, err
 	}
+	return s.acceptOfferTx(ctx, agentID, offerID)
+}
+
+// AcceptOfferChat is AcceptOffer with the conversation's first page of
+// messages (as Messages with afterSeq and limit 0), read after the accept:
+// what the agent's console shows once the chat is theirs. On PostgreSQL
+// the read shares the accept's round trip and transaction.
+func (s *Store) AcceptOfferChat(ctx context.Context, agentID, offerID string) (*Offer, *Conversation, []Message, error) {
+	if s.Dialect == Postgres {
+		return s.acceptOfferPostgres(ctx, agentID, offerID, true)
+	}
+	o, c, err := s.acceptOfferTx(ctx, agentID, offerID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	msgs, err := s.Messages(ctx, c.ID, 0, 0)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return o, c, msgs, nil
+}
+
+// acceptOfferTx is AcceptOffer as a transaction of its own (SQLite).
+func (s *Store) acceptOfferTx(ctx context.Context, agentID, offerID string) (*Offer, *Conversation, error) {
 	var o Offer
 	var c Conversation
 	err := s.tx(ctx, func(tx *gorm.DB) error {

@@ -174,25 +174,40 @@ SELECT o.*, c.* FROM o CROSS JOIN c`
 // round trip. The first locks the agent's row, as every change to their
 // seats does, so the second's count of their chats sees all committed
 // before; concurrent accepts of one offer queue on that lock and the first
-// wins. A refused accept costs one read more, to say why.
-func (s *Store) acceptOfferPostgres(ctx context.Context, agentID, offerID string) (*Offer, *Conversation, error) {
+// wins. A refused accept costs one read more, to say why. With chat, a
+// third statement in the same round trip reads the messages of the
+// offer's conversation once the accept has made it this agent's (no rows
+// when it did not).
+func (s *Store) acceptOfferPostgres(ctx context.Context, agentID, offerID string, chat bool) (*Offer, *Conversation, []Message, error) {
 	var o Offer
 	var c Conversation
 	offerCols, offerDst, err := scanTargets(s.DB, &o)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	convCols, convDst, err := scanTargets(s.DB, &c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	var m Message
+	msgCols, msgDst, err := scanTargets(s.DB, &m)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	query := fmt.Sprintf(acceptOfferSQL, strings.Join(offerCols, ", "), strings.Join(convCols, ", "))
 	now := s.Now()
 	accepted := false
+	var msgs []Message
 	err = s.withPgxConn(ctx, func(conn *pgx.Conn) error {
 		b := &pgx.Batch{}
 		b.Queue("SELECT 1 FROM agents WHERE id = $1 FOR NO KEY UPDATE", agentID)
 		b.Queue(query, agentID, offerID, now)
+		if chat {
+			b.Queue("SELECT "+strings.Join(msgCols, ", ")+` FROM messages
+				WHERE conversation_id = (SELECT conversation_id FROM offers
+					WHERE id = $1 AND agent_id = $2 AND status = 'accepted' AND answered_at = $3)
+				ORDER BY seq LIMIT $4`, offerID, agentID, now, messageLimit(0))
+		}
 		br := conn.SendBatch(ctx, b)
 		if _, err := br.Exec(); err != nil {
 			return errors.Join(err, br.Close())
@@ -209,15 +224,39 @@ func (s *Store) acceptOfferPostgres(ctx context.Context, agentID, offerID string
 		if err == nil {
 			err = rows.Err()
 		}
+		if err != nil || !chat {
+			return errors.Join(err, br.Close())
+		}
+		if rows, err = br.Query(); err != nil {
+			return errors.Join(err, br.Close())
+		}
+		msgs, err = scanMessages(rows, &m, msgDst)
 		return errors.Join(err, br.Close())
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if !accepted {
-		return nil, nil, s.acceptRefusal(ctx, agentID, offerID, now)
+		return nil, nil, nil, s.acceptRefusal(ctx, agentID, offerID, now)
 	}
-	return &o, &c, nil
+	return &o, &c, msgs, nil
+}
+
+// scanMessages reads the rows of a messages query whose columns are the
+// scan targets dst of m (scanTargets), in order, and closes them. Each row
+// is scanned into m, then copied: pgx gives the pointer fields (client id,
+// sent at) a new value per row.
+func scanMessages(rows pgx.Rows, m *Message, dst []any) ([]Message, error) {
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		*m = Message{}
+		if err := rows.Scan(dst...); err != nil {
+			return nil, err
+		}
+		out = append(out, *m)
+	}
+	return out, rows.Err()
 }
 
 // acceptRefusal says why an accept at now changed nothing, in the words of

@@ -12,7 +12,8 @@
 #
 # Environment: RATE AGENTS HANDLE DUR EXTRA (more simulate flags), FRESH (1:
 # a new database), DBNAME, BIN, TWO, SQLITE, SQLITEQ (options for the SQLite
-# URL, e.g. _pragma=mmap_size(268435456)), PROF (1: the server's CPU
+# URL, e.g. _pragma=mmap_size(268435456)), PGSOCK (1: PostgreSQL over its
+# Unix socket in /var/run/postgresql instead of TCP), PROF (1: the server's CPU
 # profile in $DIR/server.prof), SRVENV/SIMENV (environment for the server or
 # the simulator, e.g. GOMAXPROCS=1), DIR (logs; default /tmp/handoff-perf).
 # PostgreSQL at 127.0.0.1:5432 as user postgres (trust). Runs never overlap
@@ -35,7 +36,10 @@ else
 	if [ "$FRESH" = 1 ]; then
 		dropdb "${pg[@]}" --if-exists "$DBNAME" 2>/dev/null && createdb "${pg[@]}" "$DBNAME" || exit 1
 	fi
-	export HANDOFF_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DBNAME?sslmode=disable"
+	# PGSOCK=1: the server reaches PostgreSQL over its Unix socket, not TCP.
+	url="postgres://postgres@127.0.0.1:5432/$DBNAME?sslmode=disable"
+	[ -n "${PGSOCK:-}" ] && url="postgres://postgres@/$DBNAME?host=/var/run/postgresql"
+	export HANDOFF_DATABASE_URL="$url"
 fi
 export HANDOFF_API_RATE=100000/1s HANDOFF_LOGIN_RATE=account=1000/1m,ip=100000/1m
 servers=() urls=()
