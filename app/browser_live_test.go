@@ -86,12 +86,31 @@ func TestBrowserLiveHandoff(t *testing.T) {
 	br.phoneShots("chatting")
 
 	// (6b) Both connections drop while Ada sends a message: both pages
-	// reconnect by themselves, and the message arrives once.
+	// reconnect by themselves, and the message arrives once. They wait a
+	// spread delay first (Handoff.retryIn), counted here.
+	for _, p := range []*browserTab{customer, agent} {
+		p.waitFor("reconnect delays spread from half to one and a half the backoff", `(function () {
+			var seen = {};
+			for (var i = 0; i < 200; i++) {
+				var d = Handoff.retryIn(1000);
+				if (d < 500 || d > 1500) return false;
+				seen[d] = true;
+			}
+			return Object.keys(seen).length > 20;
+		})()`)
+		p.waitFor("a count of reconnect delays", `(function (f) {
+			window.retries = 0;
+			Handoff.retryIn = function (b) { window.retries++; return f(b); };
+			return true;
+		})(Handoff.retryIn)`)
+	}
 	topic := convTopic(convID)
 	ts.srv.hub.Close(topic)
 	customer.typeInto("#composer-text", "Still here")
 	customer.click("#composer button[type=submit]")
 	liveUIEventually(t, "both pages back on the conversation", func() bool { return ts.srv.hub.Count(topic) == 2 })
+	customer.waitFor("the customer's page waited a spread delay", `window.retries >= 1`)
+	agent.waitFor("the agent's page waited a spread delay", `window.retries >= 1`)
 	agent.waitFor("Ada's message after the drop", liveUICount(pane+" .messages", "Still here")+` === 1`)
 	customer.waitFor("the message acknowledged after the drop", `document.querySelectorAll("#messages li.pending").length === 0`)
 	agent.typeInto(pane+" .composer input[name=text]", "Great, I am on it")

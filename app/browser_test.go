@@ -87,6 +87,19 @@ func TestBrowserSignupVettingAndPresence(t *testing.T) {
 			t.Fatalf("BrandByAPIKey(shown key) = %v, %v; want brand %s", kb, err, brandID)
 		}
 
+		// Its live queue reconnects by itself when its socket drops, after
+		// a spread delay (Handoff.retryIn), counted here.
+		brand.open("/brand/" + brandID + "/queue")
+		brand.waitFor("the live queue connected", `document.querySelector("#queue-socket").textContent === "live"`)
+		brand.waitFor("a count of reconnect delays", `(function (f) {
+			window.retries = 0;
+			Handoff.retryIn = function (b) { window.retries++; return f(b); };
+			return true;
+		})(Handoff.retryIn)`)
+		ts.srv.hub.Close(brandTopic(brandID))
+		brand.waitFor("the live queue back after a spread delay",
+			`window.retries >= 1 && document.querySelector("#queue-socket").textContent === "live"`)
+
 		// (3) An agent applies, in a browser of their own.
 		agent := br.newTab("agent")
 		agent.open("/apply")

@@ -432,7 +432,7 @@
       state.ws = null;
       setConn("closed");
       clearTimeout(state.retry);
-      state.retry = setTimeout(connect, state.backoff);
+      state.retry = setTimeout(connect, Handoff.retryIn(state.backoff));
       state.backoff = Math.min(state.backoff * 2, 10000);
     };
   }

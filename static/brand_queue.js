@@ -23,7 +23,7 @@
     ws.onmessage = function () { if (!pending) pending = setTimeout(refresh, 300); };
     ws.onclose = function () {
       if (state) state.textContent = "reconnecting…";
-      setTimeout(connect, backoff);
+      setTimeout(connect, Handoff.retryIn(backoff));
       backoff = Math.min(backoff * 2, 10000);
     };
   }

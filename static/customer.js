@@ -304,7 +304,7 @@
       state.ws = null;
       setConn("closed");
       clearTimeout(state.retry);
-      state.retry = setTimeout(function () { connect(state.lastSeq); }, state.backoff);
+      state.retry = setTimeout(function () { connect(state.lastSeq); }, Handoff.retryIn(state.backoff));
       state.backoff = Math.min(state.backoff * 2, 10000);
     };
   }

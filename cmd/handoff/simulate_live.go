@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -305,7 +306,11 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// backoff is the wait before reconnect attempt n (0-based).
+// backoff is the wait before reconnect attempt n (0-based): doubling from
+// 250 ms to 5 s, spread from half to one and a half times as the pages'
+// reconnects are (Handoff.retryIn), so that the users of an instance that
+// died do not all come back to another in the same instant.
 func backoff(n int) time.Duration {
-	return min(250*time.Millisecond<<min(n, 5), 5*time.Second)
+	d := min(250*time.Millisecond<<min(n, 5), 5*time.Second)
+	return d/2 + mrand.N(d)
 }

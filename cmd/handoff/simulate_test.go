@@ -394,3 +394,23 @@ func TestSimulateCustomerMessageCrossingResolve(t *testing.T) {
 		})
 	}
 }
+
+// TestBackoffSpread checks the simulated users' reconnect waits: doubling
+// from 250 ms to 5 s, each spread from half to one and a half times, so
+// the users of a dead instance do not all reconnect in the same instant.
+func TestBackoffSpread(t *testing.T) {
+	for n, base := range []time.Duration{250, 500, 1000, 2000, 4000, 5000, 5000} {
+		base *= time.Millisecond
+		seen := map[time.Duration]bool{}
+		for range 100 {
+			d := backoff(n)
+			if d < base/2 || d >= base*3/2 {
+				t.Fatalf("backoff(%d) = %v; want within [%v, %v)", n, d, base/2, base*3/2)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 50 {
+			t.Fatalf("backoff(%d) gave %d distinct waits in 100; want them spread", n, len(seen))
+		}
+	}
+}
