@@ -84,20 +84,28 @@ func (s *Server) handleAPIEscalationCreate(c echo.Context) error {
 	return c.JSON(status, resp)
 }
 
-// shed refuses a new escalation while the store's writes queue longer than
-// cfg.ShedWriteWait (SQLite past its limit): taken in, it would wait with
-// everything else, and the accepts, messages and resolves of the
-// conversations already taken in would be the writes that time out. The
-// bot retries after Retry-After (with the same external_id, the retry
-// cannot make a second conversation).
+// shed refuses a new escalation while the database's work queues in this
+// process longer than cfg.ShedWriteWait: on SQLite the write that has
+// waited longest for its turn (WriteBacklog), on PostgreSQL the mean wait
+// for a connection of the pool over the last quarter second (PoolWait).
+// Taken in, it would wait with everything else, and the accepts, messages
+// and resolves of the conversations already taken in would be the work
+// that times out; and the longer the queue grew, the more every escalation
+// would cost (its place in line is a count of those ahead). The bot
+// retries after Retry-After (with the same external_id, the retry cannot
+// make a second conversation).
 func (s *Server) shed() error {
 	if s.cfg.ShedWriteWait <= 0 {
 		return nil
 	}
-	if wait := s.store.WriteBacklog(); wait > s.cfg.ShedWriteWait {
+	wait, what := s.store.WriteBacklog(), "its database writes are queueing (the oldest has waited %d ms"
+	if s.store.Dialect == models.Postgres {
+		wait, what = s.store.PoolWait(), "requests are queueing for its database connections (%d ms on average"
+	}
+	if wait > s.cfg.ShedWriteWait {
 		s.metrics.shed.Inc()
 		return &overloaded{retryAfter: 1, detail: fmt.Sprintf(
-			"The server is overloaded: its database writes are queueing (the oldest has waited %d ms, past HANDOFF_SHED_WRITE_WAIT %s). Retry after a second; nothing was stored.",
+			"The server is overloaded: "+what+", past HANDOFF_SHED_WRITE_WAIT %s). Retry after a second; nothing was stored.",
 			wait.Milliseconds(), s.cfg.ShedWriteWait)}
 	}
 	return nil

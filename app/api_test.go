@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -719,11 +720,71 @@ func TestAPILogsNoCustomerContent(t *testing.T) {
 	})
 }
 
+// TestAPIEscalationShedWhenConnectionsQueue: on PostgreSQL, once requests
+// have queued for the pool's connections longer than ShedWriteWait, a new
+// escalation is refused with 503, Retry-After and a problem saying why,
+// nothing stored; once the queue is gone, the retry goes through.
+func TestAPIEscalationShedWhenConnectionsQueue(t *testing.T) {
+	t.Parallel()
+	db := modeltest.Postgres(t)
+	f := apiSetup(t, db, func(c *Config) { c.ShedWriteWait = 20 * time.Millisecond })
+	sqlDB, err := db.Store.DB.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db.Store.PoolWait() // the window starts here
+	// Every connection of the pool held, and four requests queued for one.
+	var held []*sql.Conn
+	for range sqlDB.Stats().MaxOpenConnections {
+		c, err := sqlDB.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	waited := sqlDB.Stats().WaitCount
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if _, err := db.Store.Brand(ctx, f.brand.ID); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for sqlDB.Stats().WaitCount < waited+4 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, c := range held {
+		c.Close()
+	}
+	wg.Wait()
+
+	r := f.escalate(t, apiEscalationBody("refused"))
+	p := apiProblem(t, r, http.StatusServiceUnavailable)
+	if ra := r.header.Get("Retry-After"); ra != "1" {
+		t.Errorf("%s: Retry-After %q; want 1", r.what, ra)
+	}
+	if !strings.Contains(p.Detail, "overloaded") || !strings.Contains(p.Detail, "connections") || !strings.Contains(p.Detail, "HANDOFF_SHED_WRITE_WAIT") {
+		t.Errorf("%s: detail %q; want it to say the server is overloaded, why, and name the setting", r.what, p.Detail)
+	}
+	var n int64
+	if err := db.Store.DB.Model(&models.Conversation{}).Where("brand_id = ?", f.brand.ID).Count(&n).Error; err != nil || n != 0 {
+		t.Fatalf("%d conversations, %v; want none stored for the refused escalation", n, err)
+	}
+	// A quarter second later nobody queues: the retry is taken in.
+	time.Sleep(300 * time.Millisecond)
+	apiExpect(t, f.escalate(t, apiEscalationBody("refused")), http.StatusCreated)
+}
+
 // TestAPIEscalationShedWhenWritesQueue: while SQLite's writes queue past
 // ShedWriteWait, a new escalation is refused with 503, Retry-After and a
 // problem saying why, nothing stored; the one already taken in is served
 // when the writer frees up, and the refused one goes through on retry.
-// PostgreSQL's writers do not queue in the process: it never sheds.
+// On PostgreSQL one open transaction queues nothing (the pool has
+// connections to spare), so nothing is shed there; its pool's queue is
+// TestAPIEscalationShedWhenConnectionsQueue's.
 func TestAPIEscalationShedWhenWritesQueue(t *testing.T) {
 	t.Parallel()
 	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {

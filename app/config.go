@@ -31,11 +31,13 @@ type Config struct {
 	// PostgreSQL, so a flood of requests cannot starve it of connections
 	// (0: it shares the server's pool).
 	DispatchConns int
-	// ShedWriteWait is how long a write may have waited for its turn on
-	// SQLite before new escalations are refused (503 with Retry-After), so
-	// an overloaded server keeps serving the conversations it has taken in
-	// instead of failing their writes after sqlite's 5 s wait. 0: never.
-	// PostgreSQL's writers do not queue in the process; it never sheds.
+	// ShedWriteWait is how long the database's work may queue in this
+	// process before new escalations are refused (503 with Retry-After):
+	// on SQLite a write waiting for its turn, on PostgreSQL requests
+	// waiting for a connection of the pool (their mean wait over the last
+	// quarter second). So an overloaded server keeps serving the
+	// conversations it has taken in instead of failing their work when it
+	// times out. 0: never.
 	ShedWriteWait time.Duration
 	// TrustProxy makes the client IP come from X-Forwarded-For (behind a
 	// load balancer). Off by default, so a client cannot pick its own IP.

@@ -30,7 +30,7 @@ type metrics struct {
 	toOffer  prometheus.Histogram     // queued → offered
 	offers   *prometheus.CounterVec   // offers by outcome
 	skipped  prometheus.Counter       // offer passes that read nothing: the queue known empty
-	shed     prometheus.Counter       // escalations refused while SQLite's writes queue (Config.ShedWriteWait)
+	shed     prometheus.Counter       // escalations refused while the database's work queues (Config.ShedWriteWait)
 }
 
 func newMetrics() *metrics {
@@ -71,7 +71,7 @@ func newMetrics() *metrics {
 		Name: "handoff_dispatch_passes_skipped_total", Help: "Offer passes that read nothing, the queue being known to be empty (counted in handoff_dispatch_pass_seconds too).",
 	})
 	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "handoff_escalations_shed_total", Help: "Escalations refused (503) because writes were queueing past HANDOFF_SHED_WRITE_WAIT.",
+		Name: "handoff_escalations_shed_total", Help: "Escalations refused (503) because the database's work was queueing past HANDOFF_SHED_WRITE_WAIT.",
 	})
 	m.reg.MustRegister(m.passes, m.phases, m.toOffer, m.offers, m.skipped, m.shed)
 	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sockets, m.online,

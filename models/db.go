@@ -57,6 +57,7 @@ type Store struct {
 	gate     *sqliteGate   // SQLite: this process's writes take turns (nil on PostgreSQL)
 	stmts    *stmtStats    // SQLite: the connections' kept statements (nil on PostgreSQL)
 	group    *txGroup      // SQLite: write transactions committed together (nil on PostgreSQL)
+	pool     poolWatch     // PostgreSQL: the pool's waits, for PoolWait
 }
 
 // Options tunes Open.

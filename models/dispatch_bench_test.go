@@ -47,7 +47,7 @@ func BenchmarkOnlineAgentStates(b *testing.B) {
 }
 
 // BenchmarkOfferPath is the dispatcher's batch of offers (10 agents, 10
-// conversations) and one agent's accept, on each database
+// conversations) and one agent's accept with the chat's messages, on each database
 // (go test ./models -bench OfferPath -run '^$'). Resetting between rounds
 // (declines; a new offer and the resolve around each accept) is not timed.
 func BenchmarkOfferPath(b *testing.B) {
@@ -77,24 +77,36 @@ func BenchmarkOfferPath(b *testing.B) {
 				b.StartTimer()
 			}
 		})
-		b.Run(db.Name+"/AcceptOffer", func(b *testing.B) {
-			i := 0
-			for b.Loop() {
-				b.StopTimer()
-				i++
-				c := f.escalate(b, fmt.Sprintf("accept-%d", i))
-				o := f.offer(b, c)
-				b.StartTimer()
-				if _, _, err := db.Store.AcceptOffer(ctx, f.agent.ID, o.ID); err != nil {
-					b.Fatal(err)
+		// An accept as the agent's console makes it: the accept, then the
+		// chat's messages, in two calls (as before AcceptOfferChat) or one.
+		for _, chat := range []bool{false, true} {
+			name := map[bool]string{false: "/AcceptOfferThenMessages", true: "/AcceptOfferChat"}[chat]
+			b.Run(db.Name+name, func(b *testing.B) {
+				i := 0
+				for b.Loop() {
+					b.StopTimer()
+					i++
+					c := f.escalate(b, fmt.Sprintf("accept-%v-%d", chat, i))
+					o := f.offer(b, c)
+					b.StartTimer()
+					var msgs []models.Message
+					var err error
+					if chat {
+						_, _, msgs, err = db.Store.AcceptOfferChat(ctx, f.agent.ID, o.ID)
+					} else if _, _, err = db.Store.AcceptOffer(ctx, f.agent.ID, o.ID); err == nil {
+						msgs, err = db.Store.Messages(ctx, c.ID, 0, 0)
+					}
+					if err != nil || len(msgs) == 0 {
+						b.Fatalf("accept = %d messages, %v; want the transcript", len(msgs), err)
+					}
+					b.StopTimer()
+					if _, _, err := db.Store.ResolveConversation(ctx, f.agent.ID, c.ID, ""); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
 				}
-				b.StopTimer()
-				if _, _, err := db.Store.ResolveConversation(ctx, f.agent.ID, c.ID, ""); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"gorm.io/gorm"
@@ -61,4 +62,12 @@ func GroupWaiting(s *Store) int {
 	s.group.mu.Lock()
 	defer s.group.mu.Unlock()
 	return len(s.group.urgent) + len(s.group.normal)
+}
+
+// PoolWaitAt is PoolWait's reckoning over the given statistics at now, for
+// tests that script the pool's readings.
+type PoolWaitAt struct{ w poolWatch }
+
+func (p *PoolWaitAt) Wait(st sql.DBStats, now time.Time) time.Duration {
+	return p.w.wait(func() sql.DBStats { return st }, now)
 }
