@@ -128,39 +128,28 @@ func activeChatsSQL(agentCol string) string {
 // agentStates reads the online agents, all of them (ids nil) or some, in
 // id order, with their chats in progress and whether an offer waits for
 // them, in one statement. The statuses are literals so that a prepared plan
-// can use the partial unique index on pending offers (which also makes
-// that offer at most one per agent). On PostgreSQL the ids are one text[]
-// parameter, so every subset is the same prepared statement.
+// can use the partial indexes on chats and pending offers. On PostgreSQL
+// the ids are one text[] parameter, so every subset is the same prepared
+// statement.
+//
+// Its cost must not grow with the queue: the chats in progress are counted
+// per agent through the (agent_id, status) index, and the agents with a
+// pending offer are read once, as a set (at most one pending offer per
+// agent). It used to count every agent's chats in one grouped pass and
+// join the pending offers, which the planner, believing from statistics
+// gathered at a quiet time that few agents were online, ran as nested
+// loops: every agent rescanned every open conversation and every pending
+// offer. With the queue long and most agents holding an offer that read
+// took 529 ms, ran every second, and drove an overloaded PostgreSQL into
+// collapse (two instances at 200/s: offer p99 25 s).
 func (s *Store) agentStates(ctx context.Context, lease time.Duration, ids []string) ([]AgentState, error) {
-	var counts string
-	if ids == nil && s.Dialect == Postgres {
-		// Every agent's: one grouped pass over the chats in progress (the
-		// index on status) costs PostgreSQL less than a lookup per agent.
-		counts = `coalesce(c.n, 0) AS active, o.agent_id IS NOT NULL AS pending_offer
-			FROM agents a
-			LEFT JOIN (SELECT agent_id, count(*) AS n FROM conversations WHERE status = '` + ConvActive + `' GROUP BY agent_id) c
-				ON c.agent_id = a.id
-			LEFT JOIN offers o ON o.agent_id = a.id AND o.status = '` + OfferPending + `'`
-	} else {
-		// A lookup per agent through the (agent_id, status) index and the
-		// pending offers' index.
-		counts = activeChatsSQL("a.id") + ` AS active,
-			EXISTS (SELECT 1 FROM offers o WHERE o.agent_id = a.id AND o.status = '` + OfferPending + `') AS pending_offer
-			FROM agents a`
-	}
-	// Suspension sets the agent's status and presence in the same
-	// transaction as the account's, so the agents row alone decides.
-	q := `SELECT a.id, a.max_concurrent, a.presence, a.last_seen_at, a.free_since, a.created_at,
-		a.resolved_count, a.rating_sum, a.rating_count, ` + counts + `
-		WHERE a.status = 'approved' AND a.presence = 'online' AND a.last_seen_at > ?`
+	q := agentStatesSQL(s.Dialect, ids != nil)
 	args := []any{s.Now().Add(-lease)}
 	switch {
 	case ids == nil:
 	case s.Dialect == Postgres:
-		q += " AND a.id = ANY(?)"
 		args = append(args, textArray(ids))
 	default:
-		q += " AND a.id IN ?"
 		args = append(args, ids)
 	}
 	var rows []struct {
@@ -176,7 +165,7 @@ func (s *Store) agentStates(ctx context.Context, lease time.Duration, ids []stri
 		Active        int
 		PendingOffer  bool
 	}
-	if err := s.DB.WithContext(ctx).Raw(q+" ORDER BY a.id", args...).Find(&rows).Error; err != nil || len(rows) == 0 {
+	if err := s.DB.WithContext(ctx).Raw(q, args...).Find(&rows).Error; err != nil || len(rows) == 0 {
 		return nil, err
 	}
 	out := make([]AgentState, len(rows))
@@ -187,6 +176,26 @@ func (s *Store) agentStates(ctx context.Context, lease time.Duration, ids []stri
 			ResolvedCount: r.ResolvedCount, RatingSum: r.RatingSum, RatingCount: r.RatingCount}
 	}
 	return out, nil
+}
+
+// agentStatesSQL is agentStates' statement: its parameters are the lease's
+// start and, for some agents only (subset), their ids.
+func agentStatesSQL(dialect Dialect, subset bool) string {
+	// Suspension sets the agent's status and presence in the same
+	// transaction as the account's, so the agents row alone decides.
+	q := `SELECT a.id, a.max_concurrent, a.presence, a.last_seen_at, a.free_since, a.created_at,
+		a.resolved_count, a.rating_sum, a.rating_count, ` + activeChatsSQL("a.id") + ` AS active,
+		a.id IN (SELECT o.agent_id FROM offers o WHERE o.status = '` + OfferPending + `') AS pending_offer
+		FROM agents a
+		WHERE a.status = 'approved' AND a.presence = 'online' AND a.last_seen_at > ?`
+	switch {
+	case !subset:
+	case dialect == Postgres:
+		q += " AND a.id = ANY(?)"
+	default:
+		q += " AND a.id IN ?"
+	}
+	return q + " ORDER BY a.id"
 }
 
 // textArray is ids as one PostgreSQL text[] parameter: GORM would spell a

@@ -12,7 +12,7 @@ import (
 
 // seedOnlineAgents creates n approved agents, online now, with a skill and
 // two languages each.
-func seedOnlineAgents(b *testing.B, db *modeltest.DB, n int) {
+func seedOnlineAgents(b testing.TB, db *modeltest.DB, n int) {
 	b.Helper()
 	ctx := context.Background()
 	for i := 0; i < n; i++ {
@@ -39,6 +39,63 @@ func BenchmarkOnlineAgentStates(b *testing.B) {
 			for b.Loop() {
 				got, err := db.Store.OnlineAgentStates(ctx, 30*time.Second)
 				if err != nil || len(got) != 1000 {
+					b.Fatalf("OnlineAgentStates = %d agents, %v", len(got), err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOnlineAgentStatesBacklog is BenchmarkOnlineAgentStates with a
+// long queue: 3,500 conversations queued, 500 offered (a pending offer for
+// each of half the agents) and 500 in progress (one each for the other
+// half), as when escalations come faster than they are offered (go test ./models -bench OnlineAgentStatesBacklog -run '^$').
+// The read must cost about what it costs with the queue empty: it runs
+// every second, and when it grew with the queue it was what made an
+// overloaded PostgreSQL fall further behind.
+func BenchmarkOnlineAgentStatesBacklog(b *testing.B) {
+	for _, open := range []func(testing.TB) *modeltest.DB{modeltest.SQLite, modeltest.Postgres} {
+		db := open(b)
+		f := newLiveFixture(b, db)
+		seedOnlineAgents(b, db, 1000)
+		var agents []string
+		if err := db.Store.DB.Raw("SELECT id FROM agents ORDER BY id").Scan(&agents).Error; err != nil {
+			b.Fatal(err)
+		}
+		now := db.Clock.Now()
+		var convs []models.Conversation
+		var offers []models.Offer
+		for i := range 4500 {
+			c := models.Conversation{ID: models.NewID(), BrandID: f.brand.ID, ExternalID: fmt.Sprintf("backlog-%d", i),
+				Status: models.ConvQueued, Language: "en", Priority: 5, QueuedAt: now, CreatedAt: now, UpdatedAt: now}
+			switch {
+			case i < 500:
+				c.Status, c.AgentID, c.AssignedAt = models.ConvActive, &agents[2*i], &now
+			case i < 1000:
+				c.Status = models.ConvOffered
+				offers = append(offers, models.Offer{ID: models.NewID(), ConversationID: c.ID, AgentID: agents[2*(i-500)+1],
+					Status: models.OfferPending, Currency: "USD", Explanation: "{}", CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+			}
+			convs = append(convs, c)
+		}
+		if err := db.Store.DB.CreateInBatches(convs, 200).Error; err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Store.DB.CreateInBatches(offers, 200).Error; err != nil {
+			b.Fatal(err)
+		}
+		// Statistics gathered while the agents were offline, as a quiet
+		// night leaves them: the planner expects almost nobody online.
+		for _, q := range []string{"UPDATE agents SET presence = 'offline'", "ANALYZE", "UPDATE agents SET presence = 'online'"} {
+			if err := db.Store.DB.Exec(q).Error; err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(db.Name, func(b *testing.B) {
+			ctx := context.Background()
+			for b.Loop() {
+				got, err := db.Store.OnlineAgentStates(ctx, 30*time.Second)
+				if err != nil || len(got) != 1001 || got[0].Active+got[2].Active == 0 {
 					b.Fatalf("OnlineAgentStates = %d agents, %v", len(got), err)
 				}
 			}

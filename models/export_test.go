@@ -71,3 +71,6 @@ type PoolWaitAt struct{ w poolWatch }
 func (p *PoolWaitAt) Wait(st sql.DBStats, now time.Time) time.Duration {
 	return p.w.wait(func() sql.DBStats { return st }, now)
 }
+
+// AgentStatesSQL is the statement that reads the online agents' states.
+func AgentStatesSQL(dialect Dialect, subset bool) string { return agentStatesSQL(dialect, subset) }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/handoffhq/handoff/models"
 	"github.com/handoffhq/handoff/models/modeltest"
@@ -139,4 +140,114 @@ func fullScan(plan, table string) bool {
 		}
 	}
 	return false
+}
+
+// TestAgentStatesPlanHoldsWithAQueue runs the read of the online agents'
+// states, as a prepared statement's generic plan, under statistics that
+// mislead: gathered while every agent was offline and nothing was open,
+// then read with every agent online, half of them holding a pending offer
+// and the other half a chat, and conversations queued. Each pending offer
+// and each open conversation must be read a bounded number of times, not
+// once per agent: the grouped form it replaces ran as nested loops here,
+// and its cost grew with agents × queue (529 ms a read at 1,000 agents in
+// an overloaded run).
+func TestAgentStatesPlanHoldsWithAQueue(t *testing.T) {
+	db := modeltest.Postgres(t)
+	ctx := context.Background()
+	f := newLiveFixture(t, db)
+	for _, q := range []string{"UPDATE agents SET presence = 'offline'", "ANALYZE"} {
+		if err := db.Store.DB.Exec(q).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seedOnlineAgents(t, db, 100)
+	var agents []string
+	if err := db.Store.DB.Raw("SELECT id FROM agents ORDER BY id").Scan(&agents).Error; err != nil {
+		t.Fatal(err)
+	}
+	now := db.Clock.Now()
+	var convs []models.Conversation
+	var offers []models.Offer
+	for i := range 300 {
+		c := models.Conversation{ID: models.NewID(), BrandID: f.brand.ID, ExternalID: fmt.Sprintf("queue-%d", i),
+			Status: models.ConvQueued, Language: "en", Priority: 5, QueuedAt: now, CreatedAt: now, UpdatedAt: now}
+		switch {
+		case i < 50:
+			c.Status, c.AgentID, c.AssignedAt = models.ConvActive, &agents[2*i], &now
+		case i < 100:
+			c.Status = models.ConvOffered
+			offers = append(offers, models.Offer{ID: models.NewID(), ConversationID: c.ID, AgentID: agents[2*(i-50)+1],
+				Status: models.OfferPending, Currency: "USD", Explanation: "{}", CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+		}
+		convs = append(convs, c)
+	}
+	if err := db.Store.DB.CreateInBatches(convs, 100).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Store.DB.CreateInBatches(offers, 100).Error; err != nil {
+		t.Fatal(err)
+	}
+	states, err := db.Store.OnlineAgentStates(ctx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, offered := 0, 0
+	for _, a := range states {
+		busy += a.Active
+		if a.PendingOffer {
+			offered++
+		}
+	}
+	if len(states) < 100 || busy != 50 || offered != 50 {
+		t.Fatalf("%d agents online, %d chats, %d pending offers; want at least 100, 50 and 50", len(states), busy, offered)
+	}
+
+	sqlDB, err := db.Store.DB.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	q := strings.Replace(models.AgentStatesSQL(models.Postgres, false), "?", "$1", 1)
+	for _, stmt := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE states(timestamptz) AS " + q} {
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	rows, err := conn.QueryContext(ctx, fmt.Sprintf("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE states('%s')",
+		now.Add(-time.Minute).Format(time.RFC3339Nano)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("plan:\n%s", strings.Join(plan, "\n"))
+	for i, line := range plan {
+		// A node reading offers or the open conversations once per agent
+		// says loops=<agents>; only the per-agent count of chats through
+		// the (agent_id, status) index may run per agent.
+		perAgent := strings.Contains(line, "loops=") && !strings.Contains(line, "loops=1)")
+		if !perAgent {
+			continue
+		}
+		node := line
+		for j := i; j < len(plan) && !strings.Contains(plan[j], " on "); j++ {
+			node = plan[j]
+		}
+		if strings.Contains(node, " on offers") || (strings.Contains(node, " on conversations") && !strings.Contains(node, "conversations_agent_idx")) {
+			t.Fatalf("the plan reads %q once per agent:\n%s", strings.TrimSpace(node), strings.Join(plan, "\n"))
+		}
+	}
 }
