@@ -63,11 +63,13 @@ SELECT id FROM o UNION ALL SELECT NULL FROM missing`
 // createOffersRequeueSQL puts back in the queue the batch's conversations
 // that are offered without a pending offer: those whose offer met another
 // pending offer of its agent. Any other offered conversation has its
-// pending offer, committed with it.
+// pending offer, committed with it. The pending offers are read once, as a
+// set, rather than looked up per conversation: a planner that believes
+// them few may look each up by scanning them all (see agentStates).
 const createOffersRequeueSQL = `
 UPDATE conversations c SET status = 'queued', updated_at = $2
 WHERE c.id = ANY($1) AND (c.status = 'offered') IS TRUE -- by primary key (see openFor)
-    AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.conversation_id = c.id AND o.status = 'pending')`
+    AND c.id NOT IN (SELECT o.conversation_id FROM offers o WHERE o.status = 'pending')`
 
 // createOffersPostgres is CreateOffers on PostgreSQL: three statements in
 // one round trip. The agents' rows are locked first, in id order, as every
