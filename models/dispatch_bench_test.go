@@ -28,6 +28,44 @@ func seedOnlineAgents(b testing.TB, db *modeltest.DB, n int) {
 	}
 }
 
+// seedQueue adds n conversations of the brand: the first busy in
+// progress, one each for every other agent in id order from the first, the
+// next busy offered, with a pending offer each for every other agent from
+// the second, the rest queued. It returns them.
+func seedQueue(tb testing.TB, db *modeltest.DB, brandID string, n, busy int) []models.Conversation {
+	tb.Helper()
+	var agents []string
+	if err := db.Store.DB.Raw("SELECT id FROM agents ORDER BY id").Scan(&agents).Error; err != nil {
+		tb.Fatal(err)
+	}
+	if len(agents) < 2*busy {
+		tb.Fatalf("%d agents for %d busy with chats and %d with offers", len(agents), busy, busy)
+	}
+	now := db.Clock.Now()
+	var convs []models.Conversation
+	var offers []models.Offer
+	for i := range n {
+		c := models.Conversation{ID: models.NewID(), BrandID: brandID, ExternalID: fmt.Sprintf("queue-%d", i),
+			Status: models.ConvQueued, Language: "en", Priority: 5, QueuedAt: now, CreatedAt: now, UpdatedAt: now}
+		switch {
+		case i < busy:
+			c.Status, c.AgentID, c.AssignedAt = models.ConvActive, &agents[2*i], &now
+		case i < 2*busy:
+			c.Status = models.ConvOffered
+			offers = append(offers, models.Offer{ID: models.NewID(), ConversationID: c.ID, AgentID: agents[2*(i-busy)+1],
+				Status: models.OfferPending, Currency: "USD", Explanation: "{}", CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+		}
+		convs = append(convs, c)
+	}
+	if err := db.Store.DB.CreateInBatches(convs, 200).Error; err != nil {
+		tb.Fatal(err)
+	}
+	if err := db.Store.DB.CreateInBatches(offers, 200).Error; err != nil {
+		tb.Fatal(err)
+	}
+	return convs
+}
+
 // BenchmarkOnlineAgentStates is what every offer pass reads: 1,000 agents
 // online (go test ./models -bench OnlineAgent -run '^$').
 func BenchmarkOnlineAgentStates(b *testing.B) {
@@ -58,32 +96,7 @@ func BenchmarkOnlineAgentStatesBacklog(b *testing.B) {
 		db := open(b)
 		f := newLiveFixture(b, db)
 		seedOnlineAgents(b, db, 1000)
-		var agents []string
-		if err := db.Store.DB.Raw("SELECT id FROM agents ORDER BY id").Scan(&agents).Error; err != nil {
-			b.Fatal(err)
-		}
-		now := db.Clock.Now()
-		var convs []models.Conversation
-		var offers []models.Offer
-		for i := range 4500 {
-			c := models.Conversation{ID: models.NewID(), BrandID: f.brand.ID, ExternalID: fmt.Sprintf("backlog-%d", i),
-				Status: models.ConvQueued, Language: "en", Priority: 5, QueuedAt: now, CreatedAt: now, UpdatedAt: now}
-			switch {
-			case i < 500:
-				c.Status, c.AgentID, c.AssignedAt = models.ConvActive, &agents[2*i], &now
-			case i < 1000:
-				c.Status = models.ConvOffered
-				offers = append(offers, models.Offer{ID: models.NewID(), ConversationID: c.ID, AgentID: agents[2*(i-500)+1],
-					Status: models.OfferPending, Currency: "USD", Explanation: "{}", CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
-			}
-			convs = append(convs, c)
-		}
-		if err := db.Store.DB.CreateInBatches(convs, 200).Error; err != nil {
-			b.Fatal(err)
-		}
-		if err := db.Store.DB.CreateInBatches(offers, 200).Error; err != nil {
-			b.Fatal(err)
-		}
+		seedQueue(b, db, f.brand.ID, 4500, 500)
 		// Statistics gathered while the agents were offline, as a quiet
 		// night leaves them: the planner expects almost nobody online.
 		for _, q := range []string{"UPDATE agents SET presence = 'offline'", "ANALYZE", "UPDATE agents SET presence = 'online'"} {

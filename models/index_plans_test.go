@@ -60,19 +60,26 @@ func TestPartialIndexesServeTheirQueries(t *testing.T) {
 	})
 }
 
-// explain returns the plan of a statement with n ? parameters.
-func explain(t *testing.T, db *modeltest.DB, i int, query string, n int) string {
+// testConn is one connection of db's pool, closed at the test's end.
+func testConn(t *testing.T, db *modeltest.DB) *sql.Conn {
 	t.Helper()
-	ctx := context.Background()
 	sqlDB, err := db.Store.DB.DB()
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := sqlDB.Conn(ctx)
+	conn, err := sqlDB.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// explain returns the plan of a statement with n ? parameters.
+func explain(t *testing.T, db *modeltest.DB, i int, query string, n int) string {
+	t.Helper()
+	ctx := context.Background()
+	conn := testConn(t, db)
 	var lines []string
 	if !modeltest.IsPostgres(db.URL) {
 		rows, err := conn.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, make([]any, n)...)
@@ -163,32 +170,8 @@ func TestPlansHoldWithAQueue(t *testing.T) {
 		}
 	}
 	seedOnlineAgents(t, db, 100)
-	var agents []string
-	if err := db.Store.DB.Raw("SELECT id FROM agents ORDER BY id").Scan(&agents).Error; err != nil {
-		t.Fatal(err)
-	}
+	convs := seedQueue(t, db, f.brand.ID, 300, 50)
 	now := db.Clock.Now()
-	var convs []models.Conversation
-	var offers []models.Offer
-	for i := range 300 {
-		c := models.Conversation{ID: models.NewID(), BrandID: f.brand.ID, ExternalID: fmt.Sprintf("queue-%d", i),
-			Status: models.ConvQueued, Language: "en", Priority: 5, QueuedAt: now, CreatedAt: now, UpdatedAt: now}
-		switch {
-		case i < 50:
-			c.Status, c.AgentID, c.AssignedAt = models.ConvActive, &agents[2*i], &now
-		case i < 100:
-			c.Status = models.ConvOffered
-			offers = append(offers, models.Offer{ID: models.NewID(), ConversationID: c.ID, AgentID: agents[2*(i-50)+1],
-				Status: models.OfferPending, Currency: "USD", Explanation: "{}", CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
-		}
-		convs = append(convs, c)
-	}
-	if err := db.Store.DB.CreateInBatches(convs, 100).Error; err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Store.DB.CreateInBatches(offers, 100).Error; err != nil {
-		t.Fatal(err)
-	}
 	states, err := db.Store.OnlineAgentStates(ctx, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -204,15 +187,7 @@ func TestPlansHoldWithAQueue(t *testing.T) {
 		t.Fatalf("%d agents online, %d chats, %d pending offers; want at least 100, 50 and 50", len(states), busy, offered)
 	}
 
-	sqlDB, err := db.Store.DB.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := sqlDB.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := testConn(t, db)
 	if _, err := conn.ExecContext(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
 		t.Fatal(err)
 	}
