@@ -108,8 +108,12 @@ func BenchmarkOnlineAgentStatesBacklog(b *testing.B) {
 			ctx := context.Background()
 			for b.Loop() {
 				got, err := db.Store.OnlineAgentStates(ctx, 30*time.Second)
-				if err != nil || len(got) != 1001 || got[0].Active+got[2].Active == 0 {
-					b.Fatalf("OnlineAgentStates = %d agents, %v", len(got), err)
+				busy := 0
+				for _, a := range got {
+					busy += a.Active
+				}
+				if err != nil || len(got) != 1001 || busy != 500 {
+					b.Fatalf("OnlineAgentStates = %d agents with %d chats, %v; want 1,001 with 500", len(got), busy, err)
 				}
 			}
 		})

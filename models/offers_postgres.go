@@ -191,10 +191,13 @@ func (s *Store) acceptOfferPostgres(ctx context.Context, agentID, offerID string
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var m Message
-	msgCols, msgDst, err := scanTargets(s.DB, &m)
-	if err != nil {
-		return nil, nil, nil, err
+	var m Message // with chat, the row scanMessages scans into
+	var msgCols []string
+	var msgDst []any
+	if chat {
+		if msgCols, msgDst, err = scanTargets(s.DB, &m); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	query := fmt.Sprintf(acceptOfferSQL, strings.Join(offerCols, ", "), strings.Join(convCols, ", "))
 	now := s.Now()
