@@ -90,10 +90,8 @@ func (s *Server) handleAPIEscalationCreate(c echo.Context) error {
 // for a connection of the pool over the last quarter second (PoolWait).
 // Taken in, it would wait with everything else, and the accepts, messages
 // and resolves of the conversations already taken in would be the work
-// that times out; and the longer the queue grew, the more every escalation
-// would cost (its place in line is a count of those ahead). The bot
-// retries after Retry-After (with the same external_id, the retry cannot
-// make a second conversation).
+// that times out. The bot retries after Retry-After (with the same
+// external_id, the retry cannot make a second conversation).
 func (s *Server) shed() error {
 	if s.cfg.ShedWriteWait <= 0 {
 		return nil

@@ -342,6 +342,66 @@ func TestAPIEscalationCreate(t *testing.T) {
 	})
 }
 
+// TestAPIQueuePositionPastTheLimit: behind more than PlaceCountLimit, the
+// database says only "at least"; once a sweep here has read the line, the
+// escalation's answer and a waiting customer's place come from it, exact
+// as of that read.
+func TestAPIQueuePositionPastTheLimit(t *testing.T) {
+	t.Parallel()
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := apiSetup(t, db)
+		ctx := context.Background()
+		const limit = models.PlaceCountLimit
+		now := db.Clock.Now()
+		var line []models.Conversation
+		for i := range limit + 5 {
+			line = append(line, models.Conversation{ID: models.NewID(), BrandID: f.brand.ID, ExternalID: fmt.Sprintf("line-%d", i),
+				Status: models.ConvQueued, Language: "en", Priority: 5, QueuedAt: now.Add(time.Duration(i) * time.Millisecond),
+				CreatedAt: now, UpdatedAt: now})
+		}
+		if err := db.Store.DB.CreateInBatches(line, 50).Error; err != nil {
+			t.Fatal(err)
+		}
+		db.Clock.Advance(time.Second)
+		position := func(ext string) int {
+			t.Helper()
+			r := f.escalate(t, apiEscalationBody(ext))
+			apiExpect(t, r, http.StatusCreated)
+			return apiField[int](t, r, apiObject(t, r), "queue_position")
+		}
+		if p := position("before-sweep"); p != limit+1 {
+			t.Fatalf("behind %d before any sweep: queue_position %d; want %d (at least)", len(line), p, limit+1)
+		}
+		if err := f.ts.srv.dispatchPass(ctx); err != nil { // nobody is online: the line stays
+			t.Fatal(err)
+		}
+		db.Clock.Advance(time.Second)
+		if p := position("after-sweep"); p != len(line)+2 {
+			t.Fatalf("behind %d and the first escalation: queue_position %d; want %d", len(line), p, len(line)+2)
+		}
+		// A waiting customer's place, as their page's socket gets it.
+		b, err := db.Store.Brand(ctx, f.brand.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []int{3, limit - 1, limit, limit + 4} {
+			_, place, err := db.Store.ConversationPlaced(ctx, line[k].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := f.ts.srv.queueInfo(ctx, b, &line[k], place)
+			if err != nil || q.Position != k+1 {
+				t.Fatalf("#%d in line: position %d, %v; want %d", k+1, q.Position, err, k+1)
+			}
+		}
+		// A line this instance read long ago is not used.
+		db.Clock.Advance(lineFresh + time.Second)
+		if p := position("stale-line"); p != limit+1 {
+			t.Fatalf("with a stale line: queue_position %d; want %d (at least)", p, limit+1)
+		}
+	})
+}
+
 func TestAPIEscalationIdempotentAndCancel(t *testing.T) {
 	t.Parallel()
 	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {

@@ -85,6 +85,7 @@ func (s *Server) queueInfo(ctx context.Context, b *models.Brand, conv *models.Co
 	}
 	now := s.store.Now()
 	mc := matchConv(conv)
+	place = s.line.refine(now, mc, place)
 	rules := matchRules(b)
 	key := headcountKey(b.ID, mc, rules, now)
 	hc, err := s.headcounts.get(ctx, key, func(ctx context.Context, _ string) (headcount, error) {
@@ -144,6 +145,8 @@ func (s *Server) publishQueues(ctx context.Context) error {
 		return err
 	}
 	seen := map[string]bool{}
+	byBrand := map[string][]matching.Conversation{}
+	now := s.ds.Now()
 	if len(waiting) > 0 {
 		shared, release, err := s.onlineCandidates(ctx)
 		if err != nil {
@@ -152,7 +155,6 @@ func (s *Server) publishQueues(ctx context.Context) error {
 		// A copy: the loop below reads the database between estimates.
 		cands := slices.Clone(shared)
 		release()
-		byBrand := map[string][]matching.Conversation{}
 		for i := range waiting {
 			byBrand[waiting[i].BrandID] = append(byBrand[waiting[i].BrandID], matchQueued(&waiting[i]))
 		}
@@ -164,7 +166,6 @@ func (s *Server) publishQueues(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		now := s.ds.Now()
 		counted := map[string]headcount{} // conversations of a kind share a census
 		for brandID, queue := range byBrand {
 			matching.SortQueue(queue)
@@ -202,6 +203,7 @@ func (s *Server) publishQueues(ctx context.Context) error {
 			}
 		}
 	}
+	s.line.set(now, byBrand)
 	s.queueMu.Lock()
 	for id := range s.lastQueue {
 		if !seen[id] {

@@ -49,6 +49,7 @@ type Server struct {
 	headcounts ttlCache[headcount]           // per brand, language, skills and ladder step, for wait estimates
 	queueMu    sync.Mutex
 	lastQueue  map[string]string // conversation → last queue frame sent
+	line       queueLine         // the waiting conversations as the last sweep here read them
 	passBrands brandGuess        // brands of the last offer pass's queue, read beside the next one's
 	queue      queueWatch        // whether anything can have joined the queue since a pass found it empty
 

@@ -16,6 +16,15 @@ func SortQueue(convs []Conversation) {
 	slices.SortStableFunc(convs, compareQueue)
 }
 
+// Ahead counts the conversations of queue, in dispatch order (SortQueue),
+// that come before c: its place in that line, less one. c itself, when
+// in queue, is not counted. It is a binary search, so a place in a long
+// line costs no walk along it.
+func Ahead(queue []Conversation, c Conversation) int {
+	n, _ := slices.BinarySearchFunc(queue, c, compareQueue)
+	return n
+}
+
 func compareQueue(a, b Conversation) int {
 	if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
 		return c

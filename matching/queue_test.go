@@ -1,6 +1,8 @@
 package matching
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -39,6 +41,42 @@ func TestSortQueue(t *testing.T) {
 				t.Errorf("order = %v; want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestAhead checks the binary search against a walk along the line, for
+// conversations in it and not, with ties in priority and time.
+func TestAhead(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	conv := func(i int) Conversation {
+		c := Conversation{ID: fmt.Sprintf("c%03d", rnd.IntN(400)), Priority: rnd.IntN(4) * 3,
+			QueuedAt: t0.Add(time.Duration(rnd.IntN(20)) * time.Second), CreatedAt: t0.Add(-time.Hour)}
+		if i%7 == 0 {
+			c.QueuedAt = time.Time{} // CreatedAt counts
+		}
+		return c
+	}
+	for _, size := range []int{0, 1, 2, 50, 300} {
+		queue := make([]Conversation, size)
+		for i := range queue {
+			queue[i] = conv(i)
+		}
+		SortQueue(queue)
+		probes := append(slices.Clone(queue), conv(1), conv(7), conv(0))
+		for _, c := range probes {
+			want := 0
+			for _, q := range queue {
+				if compareQueue(q, c) < 0 {
+					want++
+				}
+			}
+			if got := Ahead(queue, c); got != want {
+				t.Fatalf("Ahead(%d in line, %+v) = %d; walking the line counts %d", size, c, got, want)
+			}
+		}
+	}
+	if got := Ahead([]Conversation{{ID: "a", Priority: 9}, {ID: "b", Priority: 5}}, Conversation{ID: "b", Priority: 5}); got != 1 {
+		t.Errorf("the second in line has %d ahead; want 1", got)
 	}
 }
 

@@ -215,7 +215,7 @@ func (s *Store) EscalateWith(ctx context.Context, brandID string, skills []Brand
 
 // Escalated is what an escalation made: the conversation, whether it is
 // new, and its place in the brand's queue (1 is next; 0 when it is not
-// waiting) as of the escalation.
+// waiting; PlaceCountLimit+1 is "at least that") as of the escalation.
 type Escalated struct {
 	Conversation *Conversation
 	Created      bool

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -825,6 +826,53 @@ func TestQueuePlaces(t *testing.T) {
 		}
 		if _, _, _, err := st.ConversationResumed(ctx, models.NewID(), 0, 0); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("ConversationResumed(unknown) = %v; want ErrNotFound", err)
+		}
+	})
+}
+
+// TestQueuePlacesPastTheLimit: places are counted exactly up to
+// PlaceCountLimit ahead; further back, every way of placing says
+// PlaceCountLimit+1 ("at least"), and the count stops there.
+func TestQueuePlacesPastTheLimit(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		f := newLiveFixture(t, db)
+		ctx := context.Background()
+		st := db.Store
+		const limit = models.PlaceCountLimit
+		line := seedQueue(t, db, f.brand.ID, limit+3, 0) // priority 5, all queued at one time
+		slices.SortFunc(line, func(a, b models.Conversation) int { return strings.Compare(a.ID, b.ID) })
+		db.Clock.Advance(time.Second)
+		skills, err := st.Skills(ctx, f.brand.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		escalate := func(ext string, prio int) models.Escalated {
+			t.Helper()
+			e, err := st.EscalatePlaced(ctx, f.brand.ID, skills, models.Escalation{ExternalID: ext, Language: "en",
+				Skills: []string{"billing"}, Priority: &prio})
+			if err != nil {
+				t.Fatalf("EscalatePlaced(%s): %v", ext, err)
+			}
+			return e
+		}
+		if e := escalate("last", 5); e.Place != limit+1 {
+			t.Fatalf("behind %d waiting: place %d; want %d (at least)", limit+3, e.Place, limit+1)
+		}
+		if e := escalate("urgent", 9); e.Place != 1 {
+			t.Fatalf("the most urgent: place %d; want 1", e.Place)
+		}
+		for _, k := range []int{0, 48, limit - 2, limit - 1, limit, limit + 2} {
+			want := min(k+2, limit+1) // the urgent one is ahead of all of them
+			_, place, err := st.ConversationPlaced(ctx, line[k].ID)
+			if err != nil || place != want {
+				t.Fatalf("ConversationPlaced(#%d in line) = %d, %v; want %d", k+2, place, err, want)
+			}
+			if _, rplace, _, err := st.ConversationResumed(ctx, line[k].ID, 0, 0); err != nil || rplace != want {
+				t.Fatalf("ConversationResumed(#%d in line) = %d, %v; want %d", k+2, rplace, err, want)
+			}
+			if qp, err := st.QueuePosition(ctx, &line[k]); err != nil || qp != want {
+				t.Fatalf("QueuePosition(#%d in line) = %d, %v; want %d", k+2, qp, err, want)
+			}
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -247,9 +248,19 @@ func (s *Store) QueuedConversationsAfter(ctx context.Context, after *Conversatio
 	return out, q.Order("priority DESC, queued_at, id").Limit(limit).Find(&out).Error
 }
 
+// PlaceCountLimit bounds the count behind a place in line. A conversation
+// with this many or more of its brand's conversations waiting ahead gets
+// place PlaceCountLimit+1, meaning "at least": its exact place would cost
+// a walk along the whole line for every escalation and every customer's
+// hello, which under a backlog (when the line is long) grows with it. The
+// app refines such a place from the line its sweep last read (at most a
+// second old).
+const PlaceCountLimit = 100
+
 // QueuePosition is the conversation's place among its brand's waiting
-// conversations in dispatch order (1 is next), or 0 when it is not waiting.
-// It is one count over an index, so every escalation can afford it.
+// conversations in dispatch order (1 is next), or 0 when it is not waiting;
+// past PlaceCountLimit, PlaceCountLimit+1. It is one count over an index,
+// of at most PlaceCountLimit rows, so every escalation can afford it.
 func (s *Store) QueuePosition(ctx context.Context, c *Conversation) (int, error) {
 	if c.Status != ConvQueued && c.Status != ConvOffered {
 		return 0, nil
@@ -262,15 +273,16 @@ func (s *Store) QueuePosition(ctx context.Context, c *Conversation) (int, error)
 
 // waitingAheadSQL counts the waiting conversations of brand that come
 // before the one with priority, queuedAt and id in dispatch order (priority,
-// then time queued, then id): the place-in-line rule, written once for
-// every statement that places a conversation. The statuses are literals so
-// a prepared plan can use the partial index on waiting conversations
-// (migration 0004).
+// then time queued, then id), up to PlaceCountLimit: the place-in-line
+// rule, written once for every statement that places a conversation. The
+// statuses are literals so a prepared plan can use the partial index on
+// waiting conversations (migration 0004).
 func waitingAheadSQL(brand, priority, queuedAt, id string) string {
-	return `(SELECT count(*) FROM conversations w
+	return `(SELECT count(*) FROM (SELECT 1 FROM conversations w
          WHERE w.brand_id = ` + brand + ` AND w.status IN ('` + ConvQueued + `', '` + ConvOffered + `')
            AND (w.priority > ` + priority + ` OR (w.priority = ` + priority + ` AND (w.queued_at < ` + queuedAt + `
-                OR (w.queued_at = ` + queuedAt + ` AND w.id < ` + id + `)))))`
+                OR (w.queued_at = ` + queuedAt + ` AND w.id < ` + id + `))))
+         LIMIT ` + strconv.Itoa(PlaceCountLimit) + `) ahead)`
 }
 
 // ConversationPlaced is ConversationByID with the conversation's
