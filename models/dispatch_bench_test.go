@@ -247,3 +247,34 @@ func BenchmarkSweepBacklog(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPlaceBehindALine is a customer's hello (ConversationPlaced) for
+// the last of a brand's waiting conversations, behind lines of 10 and
+// 5,000 (go test ./models -bench PlaceBehind -run '^$'). The count stops at
+// PlaceCountLimit ahead, so a long line costs what a line of that length
+// does.
+func BenchmarkPlaceBehindALine(b *testing.B) {
+	for _, open := range []func(testing.TB) *modeltest.DB{modeltest.SQLite, modeltest.Postgres} {
+		for _, n := range []int{10, 5000} {
+			db := open(b)
+			f := newLiveFixture(b, db)
+			line := seedQueue(b, db, f.brand.ID, n, 0)
+			if err := db.Store.DB.Exec("ANALYZE").Error; err != nil {
+				b.Fatal(err)
+			}
+			var last string
+			for _, c := range line {
+				last = max(last, c.ID) // equal times: the last by id
+			}
+			want := min(n, models.PlaceCountLimit+1)
+			b.Run(fmt.Sprintf("%s/%d", db.Name, n), func(b *testing.B) {
+				for b.Loop() {
+					_, place, err := db.Store.ConversationPlaced(context.Background(), last)
+					if err != nil || place != want {
+						b.Fatalf("place %d, %v; want %d", place, err, want)
+					}
+				}
+			})
+		}
+	}
+}
