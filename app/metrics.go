@@ -105,8 +105,6 @@ func (m *metrics) watchPool(name string, st *models.Store) error {
 			Help: "Write transactions the SQLite store ran, several to a commit when they wait together."}, read(func(w models.SQLiteWrites) float64 { return float64(w.Transactions) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_write_groups_total", ConstLabels: labels,
 			Help: "Commits of the SQLite store's write transactions (groups of them)."}, read(func(w models.SQLiteWrites) float64 { return float64(w.Groups) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_checkpoints_total", ConstLabels: labels,
-			Help: "WAL checkpoints the SQLite store ran, off the write path."}, read(func(w models.SQLiteWrites) float64 { return float64(w.Checkpoints) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_write_held_seconds_total", ConstLabels: labels,
 			Help: "Time writes held the SQLite store's turn, summed."}, read(func(w models.SQLiteWrites) float64 { return w.Held.Seconds() })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "handoff_sqlite_write_waited_seconds_total", ConstLabels: labels,

@@ -33,10 +33,8 @@ const (
 // on busy_timeout instead of failing with SQLITE_BUSY at their first write.
 // Times are written as "2006-01-02 15:04:05.999999999-07:00" in UTC
 // (_time_format=sqlite, _timezone=UTC) and read back in UTC: the text the
-// earlier driver wrote, so older database files read the same. No
-// connection checkpoints the WAL as it commits (wal_autocheckpoint(0)):
-// the store does, off the write path (sqlite_checkpoint.go).
-const SQLitePragmas = "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_pragma=wal_autocheckpoint(0)&_txlock=immediate&_time_format=sqlite&_timezone=UTC"
+// earlier driver wrote, so older database files read the same.
+const SQLitePragmas = "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate&_time_format=sqlite&_timezone=UTC"
 
 // Store is the database with the domain's transactional methods. Every method
 // takes ctx first and owns its transaction.
@@ -59,7 +57,6 @@ type Store struct {
 	gate     *sqliteGate   // SQLite: this process's writes take turns (nil on PostgreSQL)
 	stmts    *stmtStats    // SQLite: the connections' kept statements (nil on PostgreSQL)
 	group    *txGroup      // SQLite: write transactions committed together (nil on PostgreSQL)
-	ckpt     *checkpointer // SQLite: the WAL's checkpoints, off the write path (nil on PostgreSQL)
 	pool     poolWatch     // PostgreSQL: the pool's waits, for PoolWait
 }
 
@@ -189,25 +186,17 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 	s := &Store{DB: db, Dialect: dialect, Clock: clock, Log: log, gate: gate, stmts: stmts}
 	if gate != nil {
 		s.group = &txGroup{store: s}
-		if s.ckpt, err = startCheckpoints(dsn, gate, log); err != nil {
-			_ = sqlDB.Close()
-			return nil, err
-		}
 	}
 	return s, nil
 }
 
 // Close closes the connection pool.
 func (s *Store) Close() error {
-	var ckptErr error
-	if s.ckpt != nil {
-		ckptErr = s.ckpt.close()
-	}
 	sqlDB, err := s.DB.DB()
 	if err != nil {
 		return err
 	}
-	return errors.Join(ckptErr, sqlDB.Close())
+	return sqlDB.Close()
 }
 
 // Ping checks that the database answers; /readyz uses it.

@@ -505,7 +505,6 @@ type SQLiteWrites struct {
 	Held, Waited       time.Duration // the turn held, and waited for, summed
 	StatementsCompiled int64         // statements compiled (kept ones once)
 	StatementsKept     int64         // statements kept compiled now
-	Checkpoints        int64         // WAL checkpoints run (sqlite_checkpoint.go)
 }
 
 func (s *Store) SQLiteWrites() (w SQLiteWrites, ok bool) {
@@ -516,7 +515,6 @@ func (s *Store) SQLiteWrites() (w SQLiteWrites, ok bool) {
 		Turns: s.gate.turns.Load(), Held: time.Duration(s.gate.heldNs.Load()), Waited: time.Duration(s.gate.waitNs.Load()),
 		Transactions: s.group.txs.Load(), Groups: s.group.groups.Load(),
 		StatementsCompiled: s.stmts.compiled.Load(), StatementsKept: s.stmts.kept.Load(),
-		Checkpoints: s.ckpt.runs.Load(),
 	}, true
 }
 
