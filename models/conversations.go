@@ -473,7 +473,7 @@ func (s *Store) addMessageInTx(tx *gorm.DB, r *messageReq) (*Message, bool, erro
 	// parse as a model) was a fifth of the turn's CPU in a profile of
 	// messages alone.
 	pool, ctx := tx.Statement.ConnPool, tx.Statement.Context
-	where, args := openForRaw(r.convID, r.sender, r.senderID)
+	where, args := openFor(r.convID, r.sender, r.senderID)
 	res, err := pool.ExecContext(ctx, `INSERT INTO messages (id, conversation_id, seq, sender, sender_id, client_id, body, created_at)
 		SELECT ?, id, last_seq + 1, ?, ?, ?, ?, ? FROM conversations WHERE `+where,
 		append([]any{msg.ID, r.sender, r.senderID, clientID, r.body, r.at}, args...)...)
@@ -620,18 +620,11 @@ func storedMessage(db *gorm.DB, convID, sender, clientID string) (*Message, erro
 // the predicate of the partial indexes on open conversations, and when the
 // planner's statistics say those are empty (gathered while nothing was
 // open) it rates a scan of one of them cheaper than the key lookup: every
-// message would then read every open conversation.
+// message would then read every open conversation. Every argument is a
+// scalar, so database/sql (which expands no slice) takes them as they are.
 func openFor(convID, sender, senderID string) (string, []any) {
 	if sender == SenderAgent {
 		return "id = ? AND (status = ?) IS TRUE AND agent_id = ?", []any{convID, ConvActive, senderID}
-	}
-	return "id = ? AND (status IN ?) IS TRUE", []any{convID, []string{ConvQueued, ConvOffered, ConvActive}}
-}
-
-// openForRaw is openFor for database/sql, which expands no slice.
-func openForRaw(convID, sender, senderID string) (string, []any) {
-	if sender == SenderAgent {
-		return openFor(convID, sender, senderID)
 	}
 	return "id = ? AND (status IN (?, ?, ?)) IS TRUE", []any{convID, ConvQueued, ConvOffered, ConvActive}
 }
