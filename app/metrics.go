@@ -80,13 +80,9 @@ func newMetrics() *metrics {
 }
 
 // watchPool exports a connection pool's statistics (open, in use, waits
-// and time spent waiting for a connection) as go_sql_* with db=name.
+// and time spent waiting for a connection) as go_sql_* with db_name=name.
 func (m *metrics) watchPool(name string, st *models.Store) error {
-	db, err := st.DB.DB()
-	if err != nil {
-		return err
-	}
-	if err := m.reg.Register(collectors.NewDBStatsCollector(db, name)); err != nil {
+	if err := m.reg.Register(newPoolCollector(st, name)); err != nil {
 		return err
 	}
 	if _, ok := st.SQLiteWrites(); !ok {

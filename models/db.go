@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	sqlite "github.com/libtnb/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -58,6 +60,7 @@ type Store struct {
 	stmts    *stmtStats    // SQLite: the connections' kept statements (nil on PostgreSQL)
 	group    *txGroup      // SQLite: write transactions committed together (nil on PostgreSQL)
 	pool     poolWatch     // PostgreSQL: the pool's waits, for PoolWait
+	pgPool   *pgxpool.Pool // PostgreSQL: the connections, handed out in turn (pgpool.go)
 }
 
 // Options tunes Open.
@@ -132,6 +135,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 	var dialector gorm.Dialector
 	var gate *sqliteGate
 	var stmts *stmtStats
+	var pgPool *pgxpool.Pool
 	switch dialect {
 	case SQLite:
 		path := strings.TrimPrefix(dsn[:strings.IndexByte(dsn, '?')], "file:")
@@ -151,7 +155,11 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 		dialector = sqlite.Dialector{Conn: sql.OpenDB(&sqliteConnector{drv: registered.Driver(), dsn: dsn, gate: gate, stmts: stmts})}
 		_ = registered.Close() // it never opened a connection
 	case Postgres:
-		dialector = postgres.Open(dsn)
+		pgPool, err = openPgPool(ctx, dsn, opt.MaxOpenConns)
+		if err != nil {
+			return nil, err
+		}
+		dialector = postgres.New(postgres.Config{Conn: stdlib.OpenDBFromPool(pgPool)})
 	}
 	// Raw statements end in Find, not Scan: gorm's Scan records every
 	// statement with its arguments spelled out (regexps over the SQL) for
@@ -170,20 +178,25 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	maxOpen := opt.MaxOpenConns
-	if maxOpen == 0 {
-		maxOpen = DefaultConns(dialect)
+	if pgPool == nil {
+		maxOpen := opt.MaxOpenConns
+		if maxOpen == 0 {
+			maxOpen = DefaultConns(dialect)
+		}
+		sqlDB.SetMaxOpenConns(maxOpen)
+		sqlDB.SetMaxIdleConns(maxOpen)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	sqlDB.SetMaxOpenConns(maxOpen)
-	sqlDB.SetMaxIdleConns(maxOpen)
-	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {
 		_ = sqlDB.Close()
+		if pgPool != nil {
+			pgPool.Close()
+		}
 		return nil, fmt.Errorf("connect to %s: %w", dialect, err)
 	}
-	s := &Store{DB: db, Dialect: dialect, Clock: clock, Log: log, gate: gate, stmts: stmts}
+	s := &Store{DB: db, Dialect: dialect, Clock: clock, Log: log, gate: gate, stmts: stmts, pgPool: pgPool}
 	if gate != nil {
 		s.group = &txGroup{store: s}
 	}
@@ -196,7 +209,11 @@ func (s *Store) Close() error {
 	if err != nil {
 		return err
 	}
-	return sqlDB.Close()
+	err = sqlDB.Close()
+	if s.pgPool != nil {
+		s.pgPool.Close()
+	}
+	return err
 }
 
 // Ping checks that the database answers; /readyz uses it.

@@ -31,11 +31,7 @@ func (s *Store) PoolWait() time.Duration {
 	if s.Dialect != Postgres {
 		return 0
 	}
-	sqlDB, err := s.DB.DB()
-	if err != nil {
-		return 0
-	}
-	return s.pool.wait(sqlDB.Stats, time.Now())
+	return s.pool.wait(s.PoolStats, time.Now())
 }
 
 func (w *poolWatch) wait(stats func() sql.DBStats, now time.Time) time.Duration {

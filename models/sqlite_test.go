@@ -149,15 +149,11 @@ func TestPoolSize(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sqlDB, err := st.DB.DB()
-			if err != nil {
-				t.Fatal(err)
-			}
 			want := n
 			if n == 0 {
 				want = models.DefaultConns(st.Dialect)
 			}
-			if got := sqlDB.Stats().MaxOpenConnections; got != want {
+			if got := st.PoolStats().MaxOpenConnections; got != want {
 				t.Errorf("MaxOpenConns %d: pool of %d; want %d", n, got, want)
 			}
 			st.Close()
