@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"database/sql"
 	"sync"
 	"testing"
 	"time"
@@ -16,21 +17,8 @@ import (
 // hands it to a random waiter: the ten here came out in order about once
 // in 3.6 million runs.)
 func TestPostgresPoolServesInTurn(t *testing.T) {
-	db := modeltest.Postgres(t)
-	st, err := models.Open(context.Background(), db.URL, models.Options{MaxOpenConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	sqlDB, err := st.DB.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sqlDB, held := holdOnlyConn(t)
 	ctx := context.Background()
-	held, err := sqlDB.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 10
 	var mu sync.Mutex
 	var served []int
@@ -58,4 +46,24 @@ func TestPostgresPoolServesInTurn(t *testing.T) {
 			t.Fatalf("requests served in the order %v; want the order they queued, 0 to %d", served, n-1)
 		}
 	}
+}
+
+// holdOnlyConn opens a store on a fresh PostgreSQL database with a pool of
+// one connection and takes it: what asks for another waits until the
+// caller closes held.
+func holdOnlyConn(t *testing.T) (st *models.Store, sqlDB *sql.DB, held *sql.Conn) {
+	t.Helper()
+	db := modeltest.Postgres(t)
+	st, err := models.Open(context.Background(), db.URL, models.Options{MaxOpenConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if sqlDB, err = st.DB.DB(); err != nil {
+		t.Fatal(err)
+	}
+	if held, err = sqlDB.Conn(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st, sqlDB, held
 }

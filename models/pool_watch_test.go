@@ -46,24 +46,11 @@ func TestPoolWaitReckoning(t *testing.T) {
 // TestPoolWaitOnPostgres holds the only connection of a pool while
 // requests queue for it, and reads their wait once they are served.
 func TestPoolWaitOnPostgres(t *testing.T) {
-	db := modeltest.Postgres(t)
-	st, err := models.Open(context.Background(), db.URL, models.Options{MaxOpenConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, _, held := holdOnlyConn(t)
 	if got := st.PoolWait(); got != 0 {
 		t.Fatalf("PoolWait before any wait = %v; want 0", got)
 	}
-	sqlDB, err := st.DB.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	held, err := sqlDB.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var wg sync.WaitGroup
 	for range 3 {
 		wg.Go(func() {
