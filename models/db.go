@@ -172,6 +172,9 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 		SkipDefaultTransaction: true,
 	})
 	if err != nil {
+		if pgPool != nil {
+			pgPool.Close()
+		}
 		return nil, fmt.Errorf("open %s: %w", dialect, err)
 	}
 	sqlDB, err := db.DB()
