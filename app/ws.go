@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,12 @@ func (c *wsConn) sendError(ctx context.Context, command string, err error) error
 		data["errors"] = ve.Fields
 	}
 	serr := c.send(ctx, "error", data)
+	var ol *overloaded
+	if errors.As(err, &ol) {
+		// Not the server's failure, and under overload a line each
+		// would add to the load.
+		return serr
+	}
 	if status >= 500 {
 		// Logged as the server's failure when its client was there to be
 		// told. If the answer could not be sent, the client has gone (its
@@ -211,7 +218,7 @@ func (c *wsConn) commands(ctx context.Context, cancel context.CancelFunc, frames
 			continue
 		}
 		hctx, hcancel := context.WithTimeout(left, wsCommandTimeout)
-		err = handle(hctx, env)
+		err = commandOutcome(hctx, handle(hctx, env))
 		hcancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -223,6 +230,21 @@ func (c *wsConn) commands(ctx context.Context, cancel context.CancelFunc, frames
 			}
 		}
 	}
+}
+
+// commandOutcome is what a command's error tells its client. A command
+// that ran out of its wsCommandTimeout did so because the server (or its
+// database) is too busy, not because something broke: the client is told
+// so with 503, as an overloaded API request is, instead of "Something
+// went wrong". Whether it took effect is not known here (the deadline may
+// have struck during the commit), so the message says how to find out.
+func commandOutcome(ctx context.Context, err error) error {
+	if err == nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return err
+	}
+	return &overloaded{retryAfter: 1, detail: fmt.Sprintf(
+		"The server is too busy to finish this within %s. Reload to see whether it went through, then try again if it did not.",
+		wsCommandTimeout)}
 }
 
 // decodeData reads a command's data into dst.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/handoffhq/handoff/app/realtime"
+	"github.com/handoffhq/handoff/models"
 )
 
 // readLoopServer serves one websocket whose frames go through readLoop to
@@ -228,5 +229,29 @@ func TestReadLoopNoAnswerAfterClientLeft(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "websocket command failed") {
 		t.Fatalf("logged after the client left:\n%s", logs.String())
+	}
+}
+
+// TestCommandOutcome: a command that ran out of its time is answered 503
+// (the server is busy), saying how to find out whether it took effect; a
+// command that failed in time keeps its error, and one that finished, even
+// late, has none.
+func TestCommandOutcome(t *testing.T) {
+	late, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	timedOut := fmt.Errorf("accept: %w", context.DeadlineExceeded) // as pgx wraps it
+	status, msg := statusOf(commandOutcome(late, timedOut))
+	if status != http.StatusServiceUnavailable || !strings.Contains(msg, "too busy") || !strings.Contains(msg, "Reload") {
+		t.Errorf("a command past its deadline: %d %q; want 503 saying the server is too busy and to reload", status, msg)
+	}
+	if err := commandOutcome(late, nil); err != nil {
+		t.Errorf("a command that finished at its deadline: %v; want no error", err)
+	}
+	broken := errors.New("boom")
+	if err := commandOutcome(context.Background(), broken); err != broken {
+		t.Errorf("a command that failed in time: %v; want its own error", err)
+	}
+	if err := commandOutcome(context.Background(), models.ErrConflict); !errors.Is(err, models.ErrConflict) {
+		t.Errorf("a conflict in time: %v; want it kept", err)
 	}
 }
