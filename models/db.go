@@ -136,6 +136,10 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 	var gate *sqliteGate
 	var stmts *stmtStats
 	var pgPool *pgxpool.Pool
+	maxOpen := opt.MaxOpenConns
+	if maxOpen == 0 {
+		maxOpen = DefaultConns(dialect)
+	}
 	switch dialect {
 	case SQLite:
 		path := strings.TrimPrefix(dsn[:strings.IndexByte(dsn, '?')], "file:")
@@ -155,7 +159,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 		dialector = sqlite.Dialector{Conn: sql.OpenDB(&sqliteConnector{drv: registered.Driver(), dsn: dsn, gate: gate, stmts: stmts})}
 		_ = registered.Close() // it never opened a connection
 	case Postgres:
-		pgPool, err = openPgPool(ctx, dsn, opt.MaxOpenConns)
+		pgPool, err = openPgPool(ctx, dsn, maxOpen)
 		if err != nil {
 			return nil, err
 		}
@@ -181,11 +185,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if pgPool == nil {
-		maxOpen := opt.MaxOpenConns
-		if maxOpen == 0 {
-			maxOpen = DefaultConns(dialect)
-		}
+	if pgPool == nil { // on PostgreSQL pgxpool holds the connections, database/sql none (pgpool.go)
 		sqlDB.SetMaxOpenConns(maxOpen)
 		sqlDB.SetMaxIdleConns(maxOpen)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)

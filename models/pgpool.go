@@ -20,18 +20,14 @@ import (
 // pgxpool serves its waiters in turn (a FIFO semaphore), so a request
 // waits for the ones before it, no longer.
 
-// openPgPool opens the pool of at most maxConns connections (0:
-// DefaultConns) to dsn. It connects lazily; Open pings.
+// openPgPool opens the pool of at most maxConns connections to dsn. It
+// connects lazily; Open pings.
 func openPgPool(ctx context.Context, dsn string, maxConns int) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres url: %w", err)
 	}
-	if maxConns == 0 {
-		maxConns = DefaultConns(Postgres)
-	}
 	cfg.MaxConns = int32(maxConns)
-	cfg.MinConns = 0
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -37,7 +37,7 @@ func TestPostgresPoolServesInTurn(t *testing.T) {
 		})
 		// Each request is queued before the next asks: nothing here
 		// measures time, the pause only orders the arrivals.
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	held.Close()
 	wg.Wait()
