@@ -22,6 +22,8 @@ var (
 	LapsedOffersSQL = lapsedOffersSQL
 	RecentTimesSQL  = recentTimesSQL
 	ActiveChatsSQL  = "SELECT " + activeChatsSQL("?")
+	// Its six placeholders: brand, priority, queued_at, id, brand, priority.
+	PlaceCountSQL = "SELECT " + waitingAheadSQL("?", "?", "?", "?")
 )
 
 // SQLiteWritesWaiting counts the writes waiting for their turn at a SQLite

@@ -60,6 +60,35 @@ func TestPartialIndexesServeTheirQueries(t *testing.T) {
 	})
 }
 
+// TestPlaceCountWalksTheWaitingIndex checks the place-in-line count's
+// plan (waitingAheadSQL): both of its ranges go through the index on
+// waiting conversations, the same priority's backwards from the
+// conversation's own entry. Through another index (the planner chose the
+// one by age when the count was one range with an OR) the count reads the
+// table for every entry it passes, and the entries it passes first are
+// the conversations that have just left the line.
+func TestPlaceCountWalksTheWaitingIndex(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		plan := explain(t, db, 50, models.PlaceCountSQL, 6)
+		t.Logf("place count:\n%s", plan)
+		if n := strings.Count(plan, "conversations_waiting_idx"); n != 2 || fullScan(plan, "w") {
+			t.Errorf("want both ranges through conversations_waiting_idx (%d), no other scan; got plan:\n%s", n, plan)
+		}
+		backwards := "Backward using conversations_waiting_idx"
+		if !modeltest.IsPostgres(db.URL) {
+			// SQLite's plan does not say which way it walks: it says the
+			// range, and the order needs no sort step.
+			backwards = "(brand_id=? AND priority=? AND (queued_at,id)<(?,?))"
+			if strings.Contains(plan, "TEMP B-TREE") {
+				t.Errorf("the count sorts instead of walking the index:\n%s", plan)
+			}
+		}
+		if !strings.Contains(plan, backwards) {
+			t.Errorf("want %q in the plan:\n%s", backwards, plan)
+		}
+	})
+}
+
 // testConn is one connection of db's pool, closed at the test's end.
 func testConn(t *testing.T, db *modeltest.DB) *sql.Conn {
 	t.Helper()
