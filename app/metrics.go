@@ -31,6 +31,8 @@ type metrics struct {
 	offers   *prometheus.CounterVec   // offers by outcome
 	skipped  prometheus.Counter       // offer passes that read nothing: the queue known empty
 	shed     prometheus.Counter       // escalations refused while the database's work queues (Config.ShedWriteWait)
+
+	peerDelivery prometheus.Histogram // another instance's NOTIFY received → its frames sent here
 }
 
 func newMetrics() *metrics {
@@ -73,7 +75,11 @@ func newMetrics() *metrics {
 	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "handoff_escalations_shed_total", Help: "Escalations refused (503) because the database's work was queueing past HANDOFF_SHED_WRITE_WAIT.",
 	})
-	m.reg.MustRegister(m.passes, m.phases, m.toOffer, m.offers, m.skipped, m.shed)
+	m.peerDelivery = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "handoff_peer_delivery_seconds", Help: "Time from another instance's NOTIFY reaching this one to its frames being sent to the sockets here (its rows read).",
+		Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 10},
+	})
+	m.reg.MustRegister(m.passes, m.phases, m.toOffer, m.offers, m.skipped, m.shed, m.peerDelivery)
 	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sockets, m.online,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -26,6 +26,13 @@ const (
 	notifyEvery    = 5 * time.Millisecond
 	notifyMaxBytes = 7000 // PostgreSQL refuses payloads of 8,000 bytes
 	peerQueue      = 1 << 13
+	// The listener hands what it receives to the deliverer through an
+	// inbox of at most peerInboxMax payloads (about 28 MB at 7,000 bytes
+	// each); past that it drops them and the deliverer resynchronises, as
+	// after a gap. The deliverer reads the rows of at most peerDeliverMax
+	// events at once (a message's key is two parameters of the read).
+	peerInboxMax   = 1 << 12
+	peerDeliverMax = 2000
 )
 
 // peerEvent is one change for the other instances.
@@ -63,11 +70,23 @@ type peers struct {
 	once    sync.Once
 	pid     atomic.Uint32 // the listening session's backend (tests end it)
 	gap     bool          // a listener was lost: events may have been missed
+
+	// The inbox between the listener and the deliverer (deliver).
+	inMu      sync.Mutex
+	inbox     []peerPayload
+	overflow  bool          // payloads were dropped from a full inbox
+	delivered chan struct{} // signals the deliverer; capacity 1
+}
+
+// peerPayload is a NOTIFY payload as the listener received it.
+type peerPayload struct {
+	data string
+	at   time.Time
 }
 
 func newPeers(s *Server, url string) *peers {
 	return &peers{s: s, id: models.NewID(), url: url, in: make(chan peerEvent, peerQueue),
-		log: s.log.With("component", "peers"), ready: make(chan struct{})}
+		log: s.log.With("component", "peers"), ready: make(chan struct{}), delivered: make(chan struct{}, 1)}
 }
 
 // own reports whether a payload is one of this instance's batches, from
@@ -96,6 +115,7 @@ func (p *peers) notify(ev peerEvent) {
 // run sends batches and listens until ctx ends, reconnecting after errors.
 func (p *peers) run(ctx context.Context) {
 	go p.send(ctx)
+	go p.deliver(ctx)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := p.listen(ctx)
@@ -277,20 +297,93 @@ func (p *peers) listen(ctx context.Context) error {
 		if p.own(n.Payload) {
 			continue // PostgreSQL sends the sender's batches back to its listener
 		}
-		p.receive(ctx, n.Payload)
+		p.enqueue(n.Payload, time.Now())
 	}
 }
 
-// receive delivers another instance's payload.
+// enqueue hands a payload to the deliverer. It never waits for the
+// deliverer's reads: the listener goes straight back to the connection.
+// A full inbox is emptied and the deliverer told to resynchronise.
+func (p *peers) enqueue(payload string, at time.Time) {
+	p.inMu.Lock()
+	if len(p.inbox) >= peerInboxMax {
+		p.inbox, p.overflow = p.inbox[:0], true
+	}
+	p.inbox = append(p.inbox, peerPayload{data: payload, at: at})
+	p.inMu.Unlock()
+	select {
+	case p.delivered <- struct{}{}:
+	default:
+	}
+}
+
+// deliver delivers what the listener received until ctx ends, taking
+// every payload waiting in the inbox at once: their events share one set
+// of reads (deliverBatch). Delivered one payload at a time, with the
+// listener waiting for each one's reads, a listener that fell behind (two
+// instances past the machine's limit, each read taking milliseconds) fell
+// further behind with every batch, and offers and messages reached the
+// other instance's sockets seconds late.
+func (p *peers) deliver(ctx context.Context) {
+	var spare []peerPayload
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.delivered:
+		}
+		p.inMu.Lock()
+		items, overflow := p.inbox, p.overflow
+		p.inbox, p.overflow = spare[:0], false
+		p.inMu.Unlock()
+		if overflow {
+			p.resync(fmt.Sprintf("more than %d batches from the others waited here", peerInboxMax))
+		}
+		p.deliverPayloads(ctx, items)
+		clear(items) // no payload kept alive by the spare
+		spare = items
+	}
+}
+
+// deliverPayloads delivers payloads from the other instances in the order
+// received, with one set of reads for up to peerDeliverMax events; a
+// payload that says its sender lost events first delivers those before
+// it, then resynchronises.
+func (p *peers) deliverPayloads(ctx context.Context, items []peerPayload) {
+	var evs []peerEvent
+	var arrived []time.Time // of the payloads whose events are in evs
+	flush := func() {
+		if len(evs) > 0 {
+			p.deliverBatch(ctx, evs)
+		}
+		if p.s != nil && p.s.metrics != nil {
+			for _, at := range arrived {
+				p.s.metrics.peerDelivery.Observe(time.Since(at).Seconds())
+			}
+		}
+		evs, arrived = evs[:0], arrived[:0]
+	}
+	for _, it := range items {
+		var b peerBatch
+		if json.Unmarshal([]byte(it.data), &b) != nil || b.From == p.id {
+			continue
+		}
+		if b.Gap {
+			flush()
+			p.resync("another instance lost events it meant to send")
+		}
+		if len(evs) > 0 && len(evs)+len(b.Events) > peerDeliverMax {
+			flush()
+		}
+		evs = append(evs, b.Events...)
+		arrived = append(arrived, it.at)
+	}
+	flush()
+}
+
+// receive delivers another instance's payload at once.
 func (p *peers) receive(ctx context.Context, payload string) {
-	var b peerBatch
-	if json.Unmarshal([]byte(payload), &b) != nil || b.From == p.id {
-		return
-	}
-	if b.Gap {
-		p.resync("another instance lost events it meant to send")
-	}
-	p.deliverBatch(ctx, b.Events)
+	p.deliverPayloads(ctx, []peerPayload{{data: payload, at: time.Now()}})
 }
 
 // resync closes every socket here, so each client resumes from the
@@ -350,18 +443,24 @@ func (p *peers) deliverBatch(ctx context.Context, evs []peerEvent) {
 	// not wait for the frames of the messages beside it).
 	s.queue.changed()
 	s.wake()
+	// The reads go through the dispatcher's pool (when it has its own):
+	// they carry offers and messages to the sockets here, and in the
+	// server's pool they waited behind every request. With two instances
+	// past the machine's limit (150/s on a slow machine), that pool's
+	// eight connections were all busy and a payload took 1.3–2.8 s on
+	// average from its NOTIFY to its frames.
 	var msgs map[models.MessageKey]*models.Message
 	var offers map[string]*models.Offer
 	var convs map[string]*models.Conversation
 	var reads errgroup.Group
 	if len(msgKeys) > 0 {
-		reads.Go(func() (err error) { msgs, err = s.store.MessagesAt(ctx, msgKeys); return err })
+		reads.Go(func() (err error) { msgs, err = s.ds.MessagesAt(ctx, msgKeys); return err })
 	}
 	if len(offerIDs) > 0 {
-		reads.Go(func() (err error) { offers, err = s.store.OffersByID(ctx, offerIDs); return err })
+		reads.Go(func() (err error) { offers, err = s.ds.OffersByID(ctx, offerIDs); return err })
 	}
 	if len(convIDs) > 0 {
-		reads.Go(func() (err error) { convs, err = s.store.ConversationsByID(ctx, convIDs); return err })
+		reads.Go(func() (err error) { convs, err = s.ds.ConversationsByID(ctx, convIDs); return err })
 	}
 	if err := reads.Wait(); err != nil {
 		s.log.Warn("could not read what another instance announced", "err", err, "events", len(evs))

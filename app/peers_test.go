@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -456,4 +457,189 @@ func peersAndListener(t *testing.T) (*testServer, *peers, *pgx.Conn, context.Con
 		t.Fatal(err)
 	}
 	return ts, ts.srv.peers, conn, ctx
+}
+
+// What the listener receives while the deliverer is busy waits in the
+// inbox, and the deliverer takes all of it at once: the events of every
+// payload waiting share one read of their messages, in the order
+// received. A payload whose sender lost events is delivered after the
+// ones before it, once this instance has resynchronised; a full inbox is
+// emptied and this instance resynchronises too.
+func TestPeersDeliverWhatWaitedTogether(t *testing.T) {
+	modeltest.Each(t, func(t *testing.T, db *modeltest.DB) {
+		w := newLiveWorld(t, db)
+		srv, st := w.ts.srv, db.Store
+		bg := context.Background()
+		c := w.escalate(t, "chat-1")
+		var seqs []int
+		for _, text := range []string{"first", "second", "third", "fourth"} {
+			m, _, err := st.AddMessage(bg, c.ID, models.SenderCustomer, "", "", text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqs = append(seqs, m.Seq)
+		}
+		var reads, convReads atomic.Int64 // of messages, of conversations
+		if err := st.DB.Callback().Query().After("gorm:query").Register("test:waited_reads", func(tx *gorm.DB) {
+			if tx.Statement.Context.Value(peerReadKey{}) == nil {
+				return
+			}
+			switch tx.Statement.Table {
+			case "messages":
+				reads.Add(1)
+			case "conversations":
+				convReads.Add(1)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		other := &peers{id: models.NewID()}
+		payload := func(seq int, gap bool) string {
+			ev, _ := json.Marshal(peerEvent{K: "m", C: c.ID, S: seq})
+			return string(other.payload(nil, [][]byte{ev}, gap))
+		}
+		// run lets the deliverer take what waits in the inbox, then stops it.
+		run := func(p *peers) {
+			ctx, cancel := context.WithCancel(context.WithValue(bg, peerReadKey{}, true))
+			done := make(chan struct{})
+			go func() { defer close(done); p.deliver(ctx) }()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				p.inMu.Lock()
+				empty := len(p.inbox) == 0
+				p.inMu.Unlock()
+				if empty && len(p.delivered) == 0 || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond) // the deliverer finishes what it took
+			cancel()
+			<-done
+		}
+		frames := func(sub <-chan []byte) (out []string, open bool) {
+			for {
+				select {
+				case f, ok := <-sub:
+					if !ok {
+						return out, false
+					}
+					out = append(out, string(f))
+				default:
+					return out, true
+				}
+			}
+		}
+
+		p := newPeers(srv, "")
+		customer := srv.hub.Subscribe(convTopic(c.ID))
+		defer srv.hub.Unsubscribe(customer)
+		p.enqueue(payload(seqs[0], false), time.Now())
+		p.enqueue(payload(seqs[1], false), time.Now())
+		p.enqueue(payload(seqs[2], false), time.Now())
+		run(p)
+		got, open := frames(customer.C)
+		if len(got) != 3 || !strings.Contains(got[0], `"first"`) || !strings.Contains(got[1], `"second"`) || !strings.Contains(got[2], `"third"`) || !open {
+			t.Fatalf("the customer got %q (open %v); want the three messages in order", got, open)
+		}
+		if n := reads.Swap(0); n != 1 {
+			t.Errorf("%d reads of messages for three payloads that waited together; want 1", n)
+		}
+
+		// A gap in the middle: the events before it first, then the
+		// sockets closed (so the gap's own message has nobody here to
+		// read it for).
+		p = newPeers(srv, "")
+		customer2 := srv.hub.Subscribe(convTopic(c.ID))
+		defer srv.hub.Unsubscribe(customer2)
+		p.enqueue(payload(seqs[0], false), time.Now())
+		p.enqueue(payload(seqs[1], true), time.Now())
+		run(p)
+		got, open = frames(customer2.C)
+		if len(got) != 1 || !strings.Contains(got[0], `"first"`) || open {
+			t.Fatalf("the customer got %q (open %v); want the first message, then the socket closed", got, open)
+		}
+		if n := reads.Swap(0); n != 1 {
+			t.Errorf("%d reads of messages around a gap; want 1, before it", n)
+		}
+		if !strings.Contains(w.ts.log.String(), "another instance lost events") {
+			t.Errorf("the gap was not logged; log:\n%s", w.ts.log.String())
+		}
+
+		// A full inbox: what waited is dropped, the sockets closed, and
+		// what came after delivered (news of a conversation without its
+		// brand, which is read whoever listens).
+		p = newPeers(srv, "")
+		for range peerInboxMax {
+			p.enqueue(payload(seqs[0], false), time.Now())
+		}
+		news, _ := json.Marshal(peerEvent{K: "c", C: c.ID})
+		p.enqueue(string(other.payload(nil, [][]byte{news}, false)), time.Now())
+		p.inMu.Lock()
+		if !p.overflow || len(p.inbox) != 1 {
+			t.Fatalf("overflow %v with %d waiting; want the inbox emptied and the last payload kept", p.overflow, len(p.inbox))
+		}
+		p.inMu.Unlock()
+		customer3 := srv.hub.Subscribe(convTopic(c.ID))
+		defer srv.hub.Unsubscribe(customer3)
+		convReads.Store(0)
+		run(p)
+		if !strings.Contains(w.ts.log.String(), "batches from the others waited here") {
+			t.Errorf("the overflow was not logged; log:\n%s", w.ts.log.String())
+		}
+		if _, open := frames(customer3.C); open {
+			t.Error("a socket stayed open after the inbox overflowed")
+		}
+		if n, m := reads.Load(), convReads.Load(); n != 0 || m != 1 {
+			t.Errorf("%d reads of messages and %d of conversations after an overflow; want 0 and 1 (the last payload)", n, m)
+		}
+	})
+}
+
+// Another instance's news is read through the dispatcher's pool, so it
+// reaches the sockets here while every connection of the server's own
+// pool is busy with requests.
+func TestPeerReadsUseTheDispatchersPool(t *testing.T) {
+	db := modeltest.Postgres(t)
+	w := newLiveWorld(t, db, func(c *Config) { c.DispatchConns = 2 })
+	srv, st := w.ts.srv, db.Store
+	if srv.ds == st {
+		t.Fatal("the dispatcher shares the server's pool; want one of its own")
+	}
+	bg := context.Background()
+	c := w.escalate(t, "chat-1")
+	m, _, err := st.AddMessage(bg, c.ID, models.SenderCustomer, "", "", "hello from there")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := st.DB.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []*sql.Conn
+	for range st.PoolStats().MaxOpenConnections {
+		conn, err := sqlDB.Conn(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, conn)
+	}
+	defer func() {
+		for _, conn := range held {
+			conn.Close()
+		}
+	}()
+	customer := srv.hub.Subscribe(convTopic(c.ID))
+	defer srv.hub.Unsubscribe(customer)
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	(&peers{s: srv, log: srv.log}).deliverBatch(ctx, []peerEvent{{K: "m", C: c.ID, S: m.Seq}})
+	select {
+	case f := <-customer.C:
+		if !strings.Contains(string(f), "hello from there") {
+			t.Fatalf("the customer got %s; want the message", f)
+		}
+	default:
+		t.Fatalf("no frame with the server's pool busy; log:\n%s", w.ts.log.String())
+	}
 }
