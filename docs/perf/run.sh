@@ -14,7 +14,7 @@
 # a new database), DBNAME, BIN, TWO, SQLITE, SQLITEQ (options for the SQLite
 # URL, e.g. _pragma=mmap_size(268435456)), PGSOCK (1: PostgreSQL over its
 # Unix socket in /var/run/postgresql instead of TCP), PROF (1: the server's CPU
-# profile in $DIR/server.prof), SRVENV/SIMENV (environment for the server or
+# profile in $DIR/server.prof; the second instance's in server-18601.prof), SRVENV/SIMENV (environment for the server or
 # the simulator, e.g. GOMAXPROCS=1), DIR (logs; default /tmp/handoff-perf).
 # PostgreSQL at 127.0.0.1:5432 as user postgres (trust). Runs never overlap
 # (a lock); a fresh database on a PostgreSQL without autovacuum is slow
@@ -74,7 +74,9 @@ if [[ "$EXTRA" != *--idle* ]]; then
 		read -r all1 idle1 <<<"$(machine)"
 		h1=$(held)
 		if [ -n "$PROF" ]; then
+			[ -n "$TWO" ] && curl -s -o server-18601.prof "http://127.0.0.1:18601/debug/pprof/profile?seconds=10" &
 			curl -s -o server.prof "http://127.0.0.1:18600/debug/pprof/profile?seconds=10"
+			wait
 		else
 			sleep 10
 		fi
