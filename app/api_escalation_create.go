@@ -86,8 +86,10 @@ func (s *Server) handleAPIEscalationCreate(c echo.Context) error {
 
 // shed refuses a new escalation while the database's work queues in this
 // process longer than cfg.ShedWriteWait: on SQLite the write that has
-// waited longest for its turn (WriteBacklog), on PostgreSQL the mean wait
-// for a connection of the pool over the last quarter second (PoolWait).
+// waited longest for its turn (WriteBacklog); on PostgreSQL the mean wait
+// for a connection of the pool over the last quarter second (PoolWait), or
+// the other instances' news waiting longest to be delivered here (its rows
+// read for the sockets here: peers.backlog), whichever is longer.
 // Taken in, it would wait with everything else, and the accepts, messages
 // and resolves of the conversations already taken in would be the work
 // that times out. The bot retries after Retry-After (with the same
@@ -99,6 +101,9 @@ func (s *Server) shed() error {
 	wait, what := s.store.WriteBacklog(), "its database writes are queueing (the oldest has waited %d ms"
 	if s.store.Dialect == models.Postgres {
 		wait, what = s.store.PoolWait(), "requests are queueing for its database connections (%d ms on average"
+		if lag := s.peers.backlog(); lag > wait {
+			wait, what = lag, "the other instances' news is waiting to reach the conversations here (the oldest for %d ms"
+		}
 	}
 	if wait > s.cfg.ShedWriteWait {
 		s.metrics.shed.Inc()

@@ -839,6 +839,45 @@ func TestAPIEscalationShedWhenConnectionsQueue(t *testing.T) {
 	apiExpect(t, f.escalate(t, apiEscalationBody("refused")), http.StatusCreated)
 }
 
+// TestAPIEscalationShedWhenPeerNewsWaits: on PostgreSQL with several
+// instances, while another instance's news has waited past ShedWriteWait
+// to be delivered here, a new escalation is refused with 503 and a problem
+// saying why, nothing stored; once it is delivered, the retry is taken in.
+func TestAPIEscalationShedWhenPeerNewsWaits(t *testing.T) {
+	t.Parallel()
+	db := modeltest.Postgres(t)
+	f := apiSetup(t, db, func(c *Config) { c.ShedWriteWait = 20 * time.Millisecond })
+	p := f.ts.srv.peers // its deliverer is not running: what arrives waits
+	other := &peers{id: models.NewID()}
+	ev, _ := json.Marshal(peerEvent{K: "c", C: "conversation-1"})
+	p.enqueue(string(other.payload(nil, [][]byte{ev}, false)), time.Now().Add(-time.Second))
+	if lag := p.backlog(); lag < time.Second {
+		t.Fatalf("backlog %s; want the waiting payload's second", lag)
+	}
+	r := f.escalate(t, apiEscalationBody("refused"))
+	pr := apiProblem(t, r, http.StatusServiceUnavailable)
+	if ra := r.header.Get("Retry-After"); ra != "1" {
+		t.Errorf("%s: Retry-After %q; want 1", r.what, ra)
+	}
+	if !strings.Contains(pr.Detail, "overloaded") || !strings.Contains(pr.Detail, "other instances") || !strings.Contains(pr.Detail, "HANDOFF_SHED_WRITE_WAIT") {
+		t.Errorf("%s: detail %q; want it to say the server is overloaded, why, and name the setting", r.what, pr.Detail)
+	}
+	var n int64
+	if err := db.Store.DB.Model(&models.Conversation{}).Where("brand_id = ?", f.brand.ID).Count(&n).Error; err != nil || n != 0 {
+		t.Fatalf("%d conversations, %v; want none stored for the refused escalation", n, err)
+	}
+	// Delivered: nothing waits, and the retry is taken in.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.deliver(ctx) }()
+	for p.backlog() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	apiExpect(t, f.escalate(t, apiEscalationBody("refused")), http.StatusCreated)
+}
+
 // TestAPIEscalationShedWhenWritesQueue: while SQLite's writes queue past
 // ShedWriteWait, a new escalation is refused with 503, Retry-After and a
 // problem saying why, nothing stored; the one already taken in is served

@@ -35,7 +35,8 @@ type Config struct {
 	// process before new escalations are refused (503 with Retry-After):
 	// on SQLite a write waiting for its turn, on PostgreSQL requests
 	// waiting for a connection of the pool (their mean wait over the last
-	// quarter second). So an overloaded server keeps serving the
+	// quarter second) or another instance's news waiting to be delivered
+	// here. So an overloaded server keeps serving the
 	// conversations it has taken in instead of failing their work when it
 	// times out. 0: never.
 	ShedWriteWait time.Duration

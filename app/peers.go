@@ -74,6 +74,7 @@ type peers struct {
 	// The inbox between the listener and the deliverer (deliver).
 	inMu      sync.Mutex
 	inbox     []peerPayload
+	inflight  time.Time     // when the oldest payload being delivered arrived (zero: none)
 	overflow  bool          // payloads were dropped from a full inbox
 	delivered chan struct{} // signals the deliverer; capacity 1
 }
@@ -335,14 +336,40 @@ func (p *peers) deliver(ctx context.Context) {
 		p.inMu.Lock()
 		items, overflow := p.inbox, p.overflow
 		p.inbox, p.overflow = spare[:0], false
+		if len(items) > 0 {
+			p.inflight = items[0].at
+		}
 		p.inMu.Unlock()
 		if overflow {
 			p.resync(fmt.Sprintf("more than %d batches from the others waited here", peerInboxMax))
 		}
 		p.deliverPayloads(ctx, items)
+		p.inMu.Lock()
+		p.inflight = time.Time{}
+		p.inMu.Unlock()
 		clear(items) // no payload kept alive by the spare
 		spare = items
 	}
+}
+
+// backlog is how long the oldest payload from the other instances not yet
+// delivered here has waited since it arrived: 0 when there is none. A
+// server whose deliveries fall behind sheds new escalations (shed), as
+// when its requests queue for connections.
+func (p *peers) backlog() time.Duration {
+	if p == nil {
+		return 0
+	}
+	p.inMu.Lock()
+	oldest := p.inflight
+	if oldest.IsZero() && len(p.inbox) > 0 {
+		oldest = p.inbox[0].at
+	}
+	p.inMu.Unlock()
+	if oldest.IsZero() {
+		return 0
+	}
+	return time.Since(oldest)
 }
 
 // deliverPayloads delivers payloads from the other instances in the order

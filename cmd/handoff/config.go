@@ -62,7 +62,7 @@ func (e *envFlags) serverFlags() {
 	conns, _ := strconv.Atoi(e.env("HANDOFF_DB_CONNS", "0"))
 	e.fs.IntVar(&c.DBConns, "db-conns", conns, "database connections of the server's pool; 0: 4 per CPU (at least 4) on PostgreSQL, 20 on SQLite ($HANDOFF_DB_CONNS)")
 	e.shedWriteWait = c.ShedWriteWait.String()
-	e.str(&e.shedWriteWait, "shed-write-wait", "HANDOFF_SHED_WRITE_WAIT", "SQLite: refuse new escalations (503, Retry-After) while a write has waited this long for its turn; 0: never")
+	e.str(&e.shedWriteWait, "shed-write-wait", "HANDOFF_SHED_WRITE_WAIT", "refuse new escalations (503, Retry-After) while the database's work queues this long (SQLite: a write waiting for its turn; PostgreSQL: the mean wait for a pool connection, or other instances' news waiting to be delivered); 0: never")
 	e.str(&e.logFormat, "log-format", "HANDOFF_LOG_FORMAT", "text or json")
 	e.str(&e.logLevel, "log-level", "HANDOFF_LOG_LEVEL", "debug, info, warn or error")
 }

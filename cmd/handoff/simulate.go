@@ -519,7 +519,7 @@ func (s *sim) report() {
 			n, s.cfg.rate, int(math.Ceil(s.cfg.rate*2)))
 	}
 	if n := s.shed.Load(); n > 0 {
-		fmt.Fprintf(s.stderr, "simulate: %d escalations were refused with 503 (the server was overloaded: its writes queued past HANDOFF_SHED_WRITE_WAIT); --rate %g/s is past this server's limit\n",
+		fmt.Fprintf(s.stderr, "simulate: %d escalations were refused with 503 (the server was overloaded: its database work queued past HANDOFF_SHED_WRITE_WAIT); --rate %g/s is past this server's limit\n",
 			n, s.cfg.rate)
 	}
 	if open := s.escalations.Load() - s.terminal.Load(); open > 0 {

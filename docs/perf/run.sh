@@ -98,7 +98,7 @@ tail -1 sim.out
 [ -n "$cpu" ] && cat cpu.txt
 [ -n "$SQLITE" ] && awk '/^handoff_sqlite_write_transactions_total/{t=$2} /^handoff_sqlite_write_groups_total/{g=$2}
 	END{if (g > 0) printf "SQLite write transactions %d in %d commits (%.2f a commit, since the server started)\n", t, g, t/g}' metrics.txt
-awk '/^handoff_escalations_shed_total/{if ($2 > 0) printf "escalations shed (503, writes queueing): %d\n", $2}' metrics.txt
+awk '/^handoff_escalations_shed_total/{if ($2 > 0) printf "escalations shed (503, database work queueing): %d\n", $2}' metrics.txt
 grep -i error sim.err | grep -v ' errors [0-9]* ' | tail -3 # the errors the simulator tallied
 kill "${servers[@]}" 2>/dev/null
 wait 2>/dev/null
