@@ -228,10 +228,15 @@ func (s *Server) dispatchPass(ctx context.Context) error {
 	return s.publishQueues(ctx)
 }
 
-// sweepPass is the dispatcher's periodic round: maintenance, then every
-// waiting customer's place in line.
+// sweepPass is the dispatcher's periodic round: maintenance where the
+// dispatch lease is held (one instance does it for all), then, on every
+// instance, the place in line of each waiting customer connected there.
+// (Each instance took a lock of its own for the whole round, one after the
+// other, so every second both ran the maintenance: twice the expiry, lapse
+// and abandonment statements with two instances, and an instance that
+// found the lock taken skipped its customers' places.)
 func (s *Server) sweepPass(ctx context.Context) error {
-	if err := s.maintain(ctx); err != nil {
+	if err := s.exclusivePass(ctx, s.maintain); err != nil {
 		return err
 	}
 	return s.publishQueues(ctx)

@@ -10,14 +10,11 @@ import (
 	"github.com/handoffhq/handoff/models"
 )
 
-// PostgreSQL advisory locks that let one instance at a time run an offer
-// pass ("disp" in ASCII) and one at a time a sweep ("swee"). Each is taken
-// with the schema's hash as its second key, so deployments (or tests) in
+// The PostgreSQL advisory lock that lets one instance at a time run offer
+// passes and the sweep's maintenance ("disp" in ASCII). It is taken with
+// the schema's hash as its second key, so deployments (or tests) in
 // different schemas of one database never wait for each other.
-const (
-	dispatchLockID int32 = 0x64697370
-	sweepLockID    int32 = 0x73776565
-)
+const dispatchLockID int32 = 0x64697370
 
 // The dispatch lock is held as a lease: the instance that takes it keeps
 // it, on a connection of its own, across offer passes, so a pass costs no
@@ -40,12 +37,12 @@ type lease struct {
 	followUntil time.Time
 }
 
-// exclusivePass runs pass while holding the lock on PostgreSQL, so several
-// instances share the dispatcher's work without doing it twice. The
-// dispatch lock is a lease (above). A sweep takes its lock for the pass
-// and is skipped when another instance holds it: that instance is doing
-// it. On SQLite (one instance) the pass just runs.
-func (s *Server) exclusivePass(ctx context.Context, lockID int32, pass func(context.Context) error) error {
+// exclusivePass runs pass while holding the dispatch lease on PostgreSQL
+// (above), so several instances share the dispatcher's work without doing
+// it twice: offer passes and the sweep's maintenance run where the lease
+// is, and are skipped elsewhere. On SQLite (one instance) the pass just
+// runs.
+func (s *Server) exclusivePass(ctx context.Context, pass func(context.Context) error) error {
 	if s.ds.Dialect != models.Postgres {
 		return pass(ctx)
 	}
@@ -53,19 +50,10 @@ func (s *Server) exclusivePass(ctx context.Context, lockID int32, pass func(cont
 	if err != nil {
 		return err
 	}
-	if lockID == dispatchLockID {
-		held, err := s.dispatchLease.hold(ctx, sqlDB, lockID, s.wake)
-		if err != nil || !held {
-			return err
-		}
-		return pass(ctx)
-	}
-	conn, got, err := tryLock(ctx, sqlDB, lockID)
-	if err != nil || !got {
+	held, err := s.dispatchLease.hold(ctx, sqlDB, dispatchLockID, s.wake)
+	if err != nil || !held {
 		return err
 	}
-	defer conn.Close()
-	defer unlock(conn, lockID)
 	return pass(ctx)
 }
 

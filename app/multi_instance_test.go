@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/handoffhq/handoff/models"
 	"github.com/handoffhq/handoff/models/modeltest"
+	"gorm.io/gorm"
 )
 
 // secondInstance is another server on the same PostgreSQL database, with
@@ -257,6 +260,58 @@ func TestDispatchLeaseMovesWhenHolderStops(t *testing.T) {
 	}
 	if holdsLease(w.ts) || !holdsLease(b) {
 		t.Fatalf("after A stopped, lease held by A %v, B %v; want B only", holdsLease(w.ts), holdsLease(b))
+	}
+}
+
+// TestSweepMaintenanceWhereTheLeaseIs: of two instances, only the one
+// holding the dispatch lease runs the sweep's maintenance (here counted by
+// its read of the offers due to expire); once it stops, the other does.
+func TestSweepMaintenanceWhereTheLeaseIs(t *testing.T) {
+	db := modeltest.Postgres(t)
+	a := newTestServer(t, db)
+	b := secondInstance(t, db)
+	var dueReads [2]atomic.Int64 // by instance: a, b
+	for i, ts := range []*testServer{a, b} {
+		if err := ts.srv.ds.DB.Callback().Query().After("gorm:query").Register("test:due_reads", func(tx *gorm.DB) {
+			if strings.Contains(tx.Statement.SQL.String(), "FROM offers WHERE status = 'pending' AND expires_at <=") {
+				dueReads[i].Add(1)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(ts *testServer) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); ts.srv.RunBackground(ctx) }()
+		var once sync.Once
+		stop = func() { once.Do(func() { cancel(); <-done }) }
+		t.Cleanup(stop)
+		return stop
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting: %s (due reads: a %d, b %d)", what, dueReads[0].Load(), dueReads[1].Load())
+			}
+		}
+	}
+	stopA := start(a)
+	waitFor("a holds the lease", func() bool { return holdsLease(a) })
+	// Half a second apart, so b's sweeps do not fall within a's (under a
+	// lock for the whole round, b skipped only the rounds that met a's).
+	time.Sleep(500 * time.Millisecond)
+	start(b)
+	from := dueReads[0].Load()
+	waitFor("three sweeps on a", func() bool { return dueReads[0].Load() >= from+3 })
+	if n := dueReads[1].Load(); n != 0 || holdsLease(b) {
+		t.Fatalf("b, without the lease (holds it: %v), read the due offers %d times; want 0", holdsLease(b), n)
+	}
+	stopA()
+	waitFor("b's maintenance once a stopped", func() bool { return dueReads[1].Load() > 0 })
+	if !holdsLease(b) {
+		t.Fatal("b ran the maintenance without the lease")
 	}
 }
 

@@ -114,13 +114,13 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	}
 	s.sockets, s.stopSockets = context.WithCancel(context.Background())
 	s.loop = matching.NewDispatcher(
-		s.timedPass("offer", func(ctx context.Context) error { return s.exclusivePass(ctx, dispatchLockID, s.offerQueued) }),
+		s.timedPass("offer", func(ctx context.Context) error { return s.exclusivePass(ctx, s.offerQueued) }),
 		s.timedPass("sweep", func(ctx context.Context) error {
 			// The sweep's expiries and lapses requeue conversations (here
-			// or, with the lock elsewhere, on another instance): the offer
+			// or, with the lease elsewhere, on another instance): the offer
 			// pass it wakes must read the queue.
 			defer s.queue.changed()
-			if err := s.exclusivePass(ctx, sweepLockID, s.sweepPass); err != nil {
+			if err := s.sweepPass(ctx); err != nil {
 				return err
 			}
 			return s.refreshBoard(ctx)
