@@ -14,8 +14,9 @@
 # a new database), DBNAME, BIN, TWO, SQLITE, SQLITEQ (options for the SQLite
 # URL, e.g. _pragma=mmap_size(268435456)), PGSOCK (1: PostgreSQL over its
 # Unix socket in /var/run/postgresql instead of TCP), PROF (1: the server's CPU
-# profile in $DIR/server.prof; the second instance's in server-18601.prof), SRVENV/SIMENV (environment for the server or
-# the simulator, e.g. GOMAXPROCS=1), DIR (logs; default /tmp/handoff-perf).
+# profile in $DIR/server.prof; the second instance's in server-18601.prof),
+# SRVENV/SIMENV (environment for the server or the simulator, e.g.
+# GOMAXPROCS=1), DIR (logs; default /tmp/handoff-perf).
 # PostgreSQL at 127.0.0.1:5432 as user postgres (trust). Runs never overlap
 # (a lock); a fresh database on a PostgreSQL without autovacuum is slow
 # until ANALYZE (README), so measure with FRESH=0 after a warm-up run.
