@@ -76,7 +76,7 @@ type peers struct {
 	inbox     []peerPayload
 	inflight  time.Time     // when the oldest payload being delivered arrived (zero: none)
 	overflow  bool          // payloads were dropped from a full inbox
-	delivered chan struct{} // signals the deliverer; capacity 1
+	toDeliver chan struct{} // signals the deliverer; capacity 1
 }
 
 // peerPayload is a NOTIFY payload as the listener received it.
@@ -87,7 +87,7 @@ type peerPayload struct {
 
 func newPeers(s *Server, url string) *peers {
 	return &peers{s: s, id: models.NewID(), url: url, in: make(chan peerEvent, peerQueue),
-		log: s.log.With("component", "peers"), ready: make(chan struct{}), delivered: make(chan struct{}, 1)}
+		log: s.log.With("component", "peers"), ready: make(chan struct{}), toDeliver: make(chan struct{}, 1)}
 }
 
 // own reports whether a payload is one of this instance's batches, from
@@ -313,7 +313,7 @@ func (p *peers) enqueue(payload string, at time.Time) {
 	p.inbox = append(p.inbox, peerPayload{data: payload, at: at})
 	p.inMu.Unlock()
 	select {
-	case p.delivered <- struct{}{}:
+	case p.toDeliver <- struct{}{}:
 	default:
 	}
 }
@@ -331,7 +331,7 @@ func (p *peers) deliver(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-p.delivered:
+		case <-p.toDeliver:
 		}
 		p.inMu.Lock()
 		items, overflow := p.inbox, p.overflow

@@ -498,22 +498,23 @@ func TestPeersDeliverWhatWaitedTogether(t *testing.T) {
 			ev, _ := json.Marshal(peerEvent{K: "m", C: c.ID, S: seq})
 			return string(other.payload(nil, [][]byte{ev}, gap))
 		}
-		// run lets the deliverer take what waits in the inbox, then stops it.
+		// run lets the deliverer deliver what waits in the inbox, then
+		// stops it.
 		run := func(p *peers) {
 			ctx, cancel := context.WithCancel(context.WithValue(bg, peerReadKey{}, true))
 			done := make(chan struct{})
 			go func() { defer close(done); p.deliver(ctx) }()
-			deadline := time.Now().Add(10 * time.Second)
-			for {
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 				p.inMu.Lock()
-				empty := len(p.inbox) == 0
+				idle := len(p.inbox) == 0 && p.inflight.IsZero() && len(p.toDeliver) == 0
 				p.inMu.Unlock()
-				if empty && len(p.delivered) == 0 || time.Now().After(deadline) {
+				if idle {
 					break
 				}
-				time.Sleep(time.Millisecond)
+				if time.Now().After(deadline) {
+					t.Fatal("the deliverer did not deliver what waited")
+				}
 			}
-			time.Sleep(50 * time.Millisecond) // the deliverer finishes what it took
 			cancel()
 			<-done
 		}
