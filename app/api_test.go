@@ -822,21 +822,29 @@ func TestAPIEscalationShedWhenConnectionsQueue(t *testing.T) {
 	}
 	wg.Wait()
 
+	expectShed(t, f, db, "connections")
+	// A quarter second later nobody queues: the retry is taken in.
+	time.Sleep(300 * time.Millisecond)
+	apiExpect(t, f.escalate(t, apiEscalationBody("refused")), http.StatusCreated)
+}
+
+// expectShed posts an escalation ("refused") and checks it is refused with
+// 503, Retry-After and a problem that says the server is overloaded, why
+// (its detail holds why) and which setting, and that nothing was stored.
+func expectShed(t *testing.T, f *apiFixture, db *modeltest.DB, why string) {
+	t.Helper()
 	r := f.escalate(t, apiEscalationBody("refused"))
 	p := apiProblem(t, r, http.StatusServiceUnavailable)
 	if ra := r.header.Get("Retry-After"); ra != "1" {
 		t.Errorf("%s: Retry-After %q; want 1", r.what, ra)
 	}
-	if !strings.Contains(p.Detail, "overloaded") || !strings.Contains(p.Detail, "connections") || !strings.Contains(p.Detail, "HANDOFF_SHED_WRITE_WAIT") {
-		t.Errorf("%s: detail %q; want it to say the server is overloaded, why, and name the setting", r.what, p.Detail)
+	if !strings.Contains(p.Detail, "overloaded") || !strings.Contains(p.Detail, why) || !strings.Contains(p.Detail, "HANDOFF_SHED_WRITE_WAIT") {
+		t.Errorf("%s: detail %q; want it to say the server is overloaded, why (%s), and name the setting", r.what, p.Detail, why)
 	}
 	var n int64
 	if err := db.Store.DB.Model(&models.Conversation{}).Where("brand_id = ?", f.brand.ID).Count(&n).Error; err != nil || n != 0 {
 		t.Fatalf("%d conversations, %v; want none stored for the refused escalation", n, err)
 	}
-	// A quarter second later nobody queues: the retry is taken in.
-	time.Sleep(300 * time.Millisecond)
-	apiExpect(t, f.escalate(t, apiEscalationBody("refused")), http.StatusCreated)
 }
 
 // TestAPIEscalationShedWhenPeerNewsWaits: on PostgreSQL with several
@@ -854,18 +862,7 @@ func TestAPIEscalationShedWhenPeerNewsWaits(t *testing.T) {
 	if lag := p.backlog(); lag < time.Second {
 		t.Fatalf("backlog %s; want the waiting payload's second", lag)
 	}
-	r := f.escalate(t, apiEscalationBody("refused"))
-	pr := apiProblem(t, r, http.StatusServiceUnavailable)
-	if ra := r.header.Get("Retry-After"); ra != "1" {
-		t.Errorf("%s: Retry-After %q; want 1", r.what, ra)
-	}
-	if !strings.Contains(pr.Detail, "overloaded") || !strings.Contains(pr.Detail, "other instances") || !strings.Contains(pr.Detail, "HANDOFF_SHED_WRITE_WAIT") {
-		t.Errorf("%s: detail %q; want it to say the server is overloaded, why, and name the setting", r.what, pr.Detail)
-	}
-	var n int64
-	if err := db.Store.DB.Model(&models.Conversation{}).Where("brand_id = ?", f.brand.ID).Count(&n).Error; err != nil || n != 0 {
-		t.Fatalf("%d conversations, %v; want none stored for the refused escalation", n, err)
-	}
+	expectShed(t, f, db, "other instances")
 	// Delivered: nothing waits, and the retry is taken in.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
