@@ -383,10 +383,8 @@ func (p *peers) deliverPayloads(ctx context.Context, items []peerPayload) {
 		if len(evs) > 0 {
 			p.deliverBatch(ctx, evs)
 		}
-		if p.s != nil && p.s.metrics != nil {
-			for _, at := range arrived {
-				p.s.metrics.peerDelivery.Observe(time.Since(at).Seconds())
-			}
+		for _, at := range arrived {
+			p.s.metrics.peerDelivery.Observe(time.Since(at).Seconds())
 		}
 		evs, arrived = evs[:0], arrived[:0]
 	}
@@ -406,11 +404,6 @@ func (p *peers) deliverPayloads(ctx context.Context, items []peerPayload) {
 		arrived = append(arrived, it.at)
 	}
 	flush()
-}
-
-// receive delivers another instance's payload at once.
-func (p *peers) receive(ctx context.Context, payload string) {
-	p.deliverPayloads(ctx, []peerPayload{{data: payload, at: time.Now()}})
 }
 
 // resync closes every socket here, so each client resumes from the

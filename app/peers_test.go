@@ -424,13 +424,13 @@ func TestPeersResyncOnAnotherInstancesGap(t *testing.T) {
 	ev, _ := json.Marshal(peerEvent{K: "c", C: "conversation-1"})
 	sub := srv.hub.Subscribe(agentTopic("agent-1"))
 	defer srv.hub.Unsubscribe(sub)
-	p.receive(context.Background(), string(other.payload(nil, [][]byte{ev}, false)))
+	p.deliverPayloads(context.Background(), []peerPayload{{data: string(other.payload(nil, [][]byte{ev}, false)), at: time.Now()}})
 	select {
 	case _, open := <-sub.C:
 		t.Fatalf("a batch without a gap touched the socket (open %v)", open)
 	default:
 	}
-	p.receive(context.Background(), string(other.payload(nil, [][]byte{ev}, true)))
+	p.deliverPayloads(context.Background(), []peerPayload{{data: string(other.payload(nil, [][]byte{ev}, true)), at: time.Now()}})
 	if _, open := <-sub.C; open {
 		t.Fatal("the socket got a frame; want it closed after another instance's gap")
 	}
