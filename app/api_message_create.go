@@ -29,7 +29,7 @@ func (s *Server) handleAPIMessageCreate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, created, err := s.store.AddMessage(ctx, conv.ID, models.SenderCustomer, "", req.ClientID, req.Text)
+	m, created, err := s.addMessage(ctx, conv.ID, models.SenderCustomer, "", req.ClientID, req.Text)
 	if err != nil {
 		return err
 	}

@@ -73,6 +73,14 @@ func (s *Server) emitFrame(topic, typ string, data any) {
 }
 
 // publishMessage delivers a stored message to the conversation's sockets.
+// addMessage stores a chat message (models.Store.AddMessage) and times it.
+func (s *Server) addMessage(ctx context.Context, convID, sender, senderID, clientID, body string) (*models.Message, bool, error) {
+	start := time.Now()
+	m, created, err := s.store.AddMessage(ctx, convID, sender, senderID, clientID, body)
+	s.metrics.msgStore.Observe(time.Since(start).Seconds())
+	return m, created, err
+}
+
 func (s *Server) publishMessage(m *models.Message) { s.publishMessageFrom(m, nil) }
 
 // publishMessageFrom publishes a message to every socket of its

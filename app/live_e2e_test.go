@@ -452,10 +452,11 @@ func TestLiveHandoffEndToEnd(t *testing.T) {
 		if res2, page = w.mayaC.get("/agent/earnings"); res2.StatusCode != http.StatusOK || !strings.Contains(page, "3.82 USD") {
 			t.Fatalf("earnings page = %d without 3.82 USD", res2.StatusCode)
 		}
-		// The offer outcomes are counted for /metrics.
+		// The offer outcomes and the messages' stores are counted for /metrics.
 		_, metricsBody := w.ts.client().get("/metrics")
 		for _, want := range []string{`handoff_offers_total{outcome="made"} 3`, `handoff_offers_total{outcome="declined"} 1`,
-			`handoff_offers_total{outcome="expired"} 1`, `handoff_offers_total{outcome="accepted"} 1`, "handoff_escalation_to_offer_seconds_count 3"} {
+			`handoff_offers_total{outcome="expired"} 1`, `handoff_offers_total{outcome="accepted"} 1`, "handoff_escalation_to_offer_seconds_count 3",
+			"handoff_message_store_seconds_count 5"} { // the messages sent above, the resend included
 			if !strings.Contains(metricsBody, want) {
 				t.Fatalf("/metrics lacks %q", want)
 			}

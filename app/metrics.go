@@ -33,6 +33,7 @@ type metrics struct {
 	shed     prometheus.Counter       // escalations refused while the database's work queues (Config.ShedWriteWait)
 
 	peerDelivery prometheus.Histogram // another instance's NOTIFY received → its frames sent here
+	msgStore     prometheus.Histogram // a chat message's store, batched with others, to its commit
 }
 
 func newMetrics() *metrics {
@@ -79,7 +80,11 @@ func newMetrics() *metrics {
 		Name: "handoff_peer_delivery_seconds", Help: "Time from another instance's NOTIFY reaching this one to its frames being sent to the sockets here (its rows read).",
 		Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 10},
 	})
-	m.reg.MustRegister(m.passes, m.phases, m.toOffer, m.offers, m.skipped, m.shed, m.peerDelivery)
+	m.msgStore = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "handoff_message_store_seconds", Help: "Time to store a chat message (stored with the others that arrived meanwhile, in one commit), from its command or request to its answer, errors included.",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1, 5},
+	})
+	m.reg.MustRegister(m.passes, m.phases, m.toOffer, m.offers, m.skipped, m.shed, m.peerDelivery, m.msgStore)
 	m.reg.MustRegister(m.requests, m.duration, m.logins, m.sockets, m.online,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

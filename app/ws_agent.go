@@ -298,7 +298,7 @@ func (a *agentSocket) handle(ctx context.Context, env realtime.Envelope) error {
 			return models.ErrNotFound
 		}
 		// The store checks that the chat is this agent's and in progress.
-		m, created, err := s.store.AddMessage(ctx, d.ConversationID, models.SenderAgent, a.agentID, d.ClientID, d.Text)
+		m, created, err := s.addMessage(ctx, d.ConversationID, models.SenderAgent, a.agentID, d.ClientID, d.Text)
 		if err != nil {
 			return err
 		}

@@ -144,7 +144,7 @@ func (s *Server) customerCommand(ctx context.Context, ws *wsConn, convID string,
 		if err := decodeData(env, &d); err != nil {
 			return err
 		}
-		m, created, err := s.store.AddMessage(ctx, convID, models.SenderCustomer, "", d.ClientID, d.Text)
+		m, created, err := s.addMessage(ctx, convID, models.SenderCustomer, "", d.ClientID, d.Text)
 		if err != nil {
 			return err
 		}
