@@ -72,7 +72,6 @@ func (s *Server) emitFrame(topic, typ string, data any) {
 	}
 }
 
-// publishMessage delivers a stored message to the conversation's sockets.
 // addMessage stores a chat message (models.Store.AddMessage) and times it.
 func (s *Server) addMessage(ctx context.Context, convID, sender, senderID, clientID, body string) (*models.Message, bool, error) {
 	start := time.Now()
@@ -81,6 +80,7 @@ func (s *Server) addMessage(ctx context.Context, convID, sender, senderID, clien
 	return m, created, err
 }
 
+// publishMessage delivers a stored message to the conversation's sockets.
 func (s *Server) publishMessage(m *models.Message) { s.publishMessageFrom(m, nil) }
 
 // publishMessageFrom publishes a message to every socket of its
