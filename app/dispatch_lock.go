@@ -2,12 +2,11 @@ package app
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"sync"
 	"time"
 
 	"github.com/handoffhq/handoff/models"
+	"github.com/jackc/pgx/v5"
 )
 
 // The PostgreSQL advisory lock that lets one instance at a time run offer
@@ -29,10 +28,19 @@ const (
 	leaseCheck  = time.Second
 )
 
-// lease is an advisory lock held on a connection between passes.
+// lease is an advisory lock held in a session of its own: the connection
+// is opened outside the pool (Store.SessionConn) and kept while following
+// too, so a try costs one statement, not a connection. Whenever the lease
+// is dropped the connection is closed, which ends the session and the
+// lock with it; held is never false while the lock lives on somewhere.
+// (It was a pooled connection: after a ping failed on a cancelled context,
+// database/sql gave the connection back to the pool with the lock still
+// in its session, and no instance could take the lease until the pool
+// closed it.)
 type lease struct {
 	mu          sync.Mutex
-	conn        *sql.Conn
+	conn        *pgx.Conn // the lease's session; nil until the first try
+	held        bool
 	checked     time.Time
 	followUntil time.Time
 }
@@ -46,11 +54,7 @@ func (s *Server) exclusivePass(ctx context.Context, pass func(context.Context) e
 	if s.ds.Dialect != models.Postgres {
 		return pass(ctx)
 	}
-	sqlDB, err := s.ds.DB.DB()
-	if err != nil {
-		return err
-	}
-	held, err := s.dispatchLease.hold(ctx, sqlDB, dispatchLockID, s.wake)
+	held, err := s.dispatchLease.hold(ctx, s.ds.SessionConn, dispatchLockID, s.wake)
 	if err != nil || !held {
 		return err
 	}
@@ -60,25 +64,33 @@ func (s *Server) exclusivePass(ctx context.Context, pass func(context.Context) e
 // hold reports whether this instance holds the lease, taking it when it
 // is free. A follower looks again only after leaseFollow, and then wakes
 // itself (retry) to do so.
-func (l *lease) hold(ctx context.Context, db *sql.DB, lockID int32, retry func()) (bool, error) {
+func (l *lease) hold(ctx context.Context, connect func(context.Context) (*pgx.Conn, error), lockID int32, retry func()) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	if l.conn != nil {
+	if l.held {
 		if now.Sub(l.checked) < leaseCheck {
 			return true, nil
 		}
-		if err := l.conn.PingContext(ctx); err == nil {
+		if err := l.conn.Ping(ctx); err == nil {
 			l.checked = now
 			return true, nil
 		}
-		l.dropLocked(lockID)
+		l.closeLocked()
 	}
 	if now.Before(l.followUntil) {
 		return false, nil
 	}
-	conn, got, err := tryLock(ctx, db, lockID)
-	if err != nil {
+	if l.conn == nil {
+		conn, err := connect(ctx)
+		if err != nil {
+			return false, err
+		}
+		l.conn = conn
+	}
+	var got bool
+	if err := l.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))", lockID).Scan(&got); err != nil {
+		l.closeLocked() // whether the lock was taken is unknown: end the session
 		return false, err
 	}
 	if !got {
@@ -86,47 +98,27 @@ func (l *lease) hold(ctx context.Context, db *sql.DB, lockID int32, retry func()
 		time.AfterFunc(leaseFollow, retry)
 		return false, nil
 	}
-	l.conn, l.checked = conn, now
+	l.held, l.checked = true, now
 	return true, nil
 }
 
 // release gives the lease up (shutdown), so another instance takes over
 // at once.
-func (l *lease) release(lockID int32) {
+func (l *lease) release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.dropLocked(lockID)
+	l.closeLocked()
 }
 
-func (l *lease) dropLocked(lockID int32) {
+// closeLocked ends the lease's session, which releases the lock if it was
+// held (PostgreSQL drops a session's advisory locks when it ends).
+func (l *lease) closeLocked() {
+	l.held = false
 	if l.conn == nil {
 		return
 	}
-	unlock(l.conn, lockID)
-	l.conn.Close()
-	l.conn = nil
-}
-
-// tryLock takes the advisory lock on a connection of its own; the caller
-// unlocks and closes it when got.
-func tryLock(ctx context.Context, db *sql.DB, lockID int32) (conn *sql.Conn, got bool, err error) {
-	conn, err = db.Conn(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))", lockID).Scan(&got); err != nil || !got {
-		conn.Close()
-		return nil, false, err
-	}
-	return conn, true, nil
-}
-
-// unlock releases the lock before the connection goes back to the pool.
-func unlock(conn *sql.Conn, lockID int32) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1, hashtext(current_schema()))", lockID); err != nil {
-		// The lock dies with the session: make sure this one is not reused.
-		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-	}
+	_ = l.conn.Close(ctx)
+	l.conn = nil
 }

@@ -199,7 +199,7 @@ func TestParallelAcceptsAcrossInstances(t *testing.T) {
 func holdsLease(ts *testServer) bool {
 	ts.srv.dispatchLease.mu.Lock()
 	defer ts.srv.dispatchLease.mu.Unlock()
-	return ts.srv.dispatchLease.conn != nil
+	return ts.srv.dispatchLease.held
 }
 
 // TestDispatchLeaseMovesWhenHolderStops: one instance holds the dispatch
@@ -312,6 +312,55 @@ func TestSweepMaintenanceWhereTheLeaseIs(t *testing.T) {
 	waitFor("b's maintenance once a stopped", func() bool { return dueReads[1].Load() > 0 })
 	if !holdsLease(b) {
 		t.Fatal("b ran the maintenance without the lease")
+	}
+}
+
+// TestLeaseDroppedWithItsSession: whenever an instance gives the lease up
+// (here after its check failed on a cancelled context, as at shutdown),
+// the lock goes with it and another instance can take it. With the lock on
+// a pooled connection, the failed ping gave that connection back to the
+// pool with the lock in its session: neither instance held the lease and
+// neither could take it (TestSweepMaintenanceWhereTheLeaseIs failed in CI
+// that way, the first instance's sweep having met its cancellation).
+func TestLeaseDroppedWithItsSession(t *testing.T) {
+	db := modeltest.Postgres(t)
+	a := newTestServer(t, db)
+	b := secondInstance(t, db)
+	take := func(ts *testServer, ctx context.Context) bool {
+		t.Helper()
+		l := &ts.srv.dispatchLease
+		l.mu.Lock()
+		l.followUntil = time.Time{} // no waiting between tries here
+		l.mu.Unlock()
+		held, err := l.hold(ctx, ts.srv.ds.SessionConn, dispatchLockID, func() {})
+		if err != nil && ctx.Err() == nil {
+			t.Fatal(err)
+		}
+		return held
+	}
+	for _, ts := range []*testServer{a, b} {
+		t.Cleanup(ts.srv.dispatchLease.release)
+	}
+	if !take(a, context.Background()) || take(b, context.Background()) {
+		t.Fatalf("a holds %v, b %v; want a only", holdsLease(a), holdsLease(b))
+	}
+	a.srv.dispatchLease.mu.Lock()
+	a.srv.dispatchLease.checked = time.Time{} // due for its check
+	a.srv.dispatchLease.mu.Unlock()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if take(a, cancelled) {
+		t.Fatal("a kept the lease though its check failed")
+	}
+	if !take(b, context.Background()) {
+		t.Fatal("a gave the lease up, yet b cannot take it: the lock outlived a's lease")
+	}
+	if take(a, context.Background()) {
+		t.Fatal("a took the lease b holds")
+	}
+	b.srv.dispatchLease.release()
+	if !take(a, context.Background()) || holdsLease(b) {
+		t.Fatalf("after b released: a holds %v, b %v; want a only", holdsLease(a), holdsLease(b))
 	}
 }
 

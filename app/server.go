@@ -202,7 +202,7 @@ func (s *Server) RunBackground(ctx context.Context) {
 	}
 	go s.runBeats(ctx)
 	s.loop.Run(ctx)
-	s.dispatchLease.release(dispatchLockID)
+	s.dispatchLease.release()
 }
 
 // middleware common to every route, outermost first.

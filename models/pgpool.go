@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -60,4 +61,17 @@ func pgStats(st *pgxpool.Stat) sql.DBStats {
 		MaxIdleTimeClosed:  st.MaxIdleDestroyCount(),
 		MaxLifetimeClosed:  st.MaxLifetimeDestroyCount(),
 	}
+}
+
+// SessionConn opens a PostgreSQL connection of its own, outside the pool,
+// with the pool's settings (the schema included). It is for what lives in
+// a session, such as an advisory lock: closing it ends the session and
+// what it held. A pooled connection would not do: given back (database/sql
+// gives it back after a failed ping, or one marked bad), it stays open
+// in pgxpool with its session, and a lock with it.
+func (s *Store) SessionConn(ctx context.Context) (*pgx.Conn, error) {
+	if s.pgPool == nil {
+		return nil, fmt.Errorf("session connection: %s has no PostgreSQL pool", s.Dialect)
+	}
+	return pgx.ConnectConfig(ctx, s.pgPool.Config().ConnConfig.Copy())
 }
