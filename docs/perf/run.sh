@@ -53,6 +53,10 @@ for port in 18600 ${TWO:+18601}; do
 done
 [ -z "$SQLITE" ] && psql -q "${pg[@]}" "$DBNAME" -c 'VACUUM ANALYZE'
 key=$("$BIN" apikey create --brand acme) || exit 1
+q() { # one number from the run's database
+	if [ -n "$SQLITE" ]; then sqlite3 "$DIR/perf.db" "$1"; else psql -qtAX "${pg[@]}" "$DBNAME" -c "$1"; fi
+}
+stored0=$(q "SELECT COUNT(*) FROM conversations")
 rm -f sim.err
 env ${SIMENV:-} "$BIN" simulate "${urls[@]}" --api-key "$key" --agents "$AGENTS" --rate "$RATE" \
 	--duration "$DUR" --handle-time "$HANDLE" $EXTRA >sim.out 2>sim.err &
@@ -103,3 +107,14 @@ awk '/^handoff_escalations_shed_total/{if ($2 > 0) printf "escalations shed (503
 grep -i error sim.err | grep -v ' errors [0-9]* ' | tail -3 # the errors the simulator tallied
 kill "${servers[@]}" 2>/dev/null
 wait 2>/dev/null
+# The run's invariants, by query (as the crash test checks them): every
+# escalation answered 201 is stored, none was ever assigned twice, no chat
+# message was stored twice (the last two over the whole database).
+stored=$(($(q "SELECT COUNT(*) FROM conversations") - stored0))
+twice=$(q "SELECT COUNT(*) FROM (SELECT conversation_id FROM offers WHERE status = 'accepted'
+	GROUP BY conversation_id HAVING COUNT(*) > 1) AS x")
+dup=$(q "SELECT COUNT(*) FROM (SELECT conversation_id, sender, client_id FROM messages WHERE client_id IS NOT NULL
+	GROUP BY conversation_id, sender, client_id HAVING COUNT(*) > 1) AS x")
+# (an --idle run's escalations are its idle customers')
+answered=$(tail -1 sim.out | sed -n 's/.*"\(escalations\|idle_sockets\)":\([0-9]*\).*/\2/p')
+echo "invariants: ${answered:-?} escalations answered 201, $stored stored; assigned twice: $twice; messages stored twice: $dup"
