@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/handoffhq/handoff/models"
-	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -62,7 +61,6 @@ type peerBatch struct {
 type peers struct {
 	s       *Server
 	id      string
-	url     string
 	in      chan peerEvent
 	dropped atomic.Int64
 	log     *slog.Logger
@@ -85,8 +83,8 @@ type peerPayload struct {
 	at   time.Time
 }
 
-func newPeers(s *Server, url string) *peers {
-	return &peers{s: s, id: models.NewID(), url: url, in: make(chan peerEvent, peerQueue),
+func newPeers(s *Server) *peers {
+	return &peers{s: s, id: models.NewID(), in: make(chan peerEvent, peerQueue),
 		log: s.log.With("component", "peers"), ready: make(chan struct{}), toDeliver: make(chan struct{}, 1)}
 }
 
@@ -274,7 +272,7 @@ func batchEvents(ctx context.Context, in <-chan peerEvent, every time.Duration,
 
 // listen holds one LISTEN connection and delivers what the others send.
 func (p *peers) listen(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, p.url)
+	conn, err := p.s.store.SessionConn(ctx) // LISTEN lives in the session
 	if err != nil {
 		return err
 	}

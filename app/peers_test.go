@@ -532,7 +532,7 @@ func TestPeersDeliverWhatWaitedTogether(t *testing.T) {
 			}
 		}
 
-		p := newPeers(srv, "")
+		p := newPeers(srv)
 		customer := srv.hub.Subscribe(convTopic(c.ID))
 		defer srv.hub.Unsubscribe(customer)
 		p.enqueue(payload(seqs[0], false), time.Now())
@@ -550,7 +550,7 @@ func TestPeersDeliverWhatWaitedTogether(t *testing.T) {
 		// A gap in the middle: the events before it first, then the
 		// sockets closed (so the gap's own message has nobody here to
 		// read it for).
-		p = newPeers(srv, "")
+		p = newPeers(srv)
 		customer2 := srv.hub.Subscribe(convTopic(c.ID))
 		defer srv.hub.Unsubscribe(customer2)
 		p.enqueue(payload(seqs[0], false), time.Now())
@@ -570,7 +570,7 @@ func TestPeersDeliverWhatWaitedTogether(t *testing.T) {
 		// A full inbox: what waited is dropped, the sockets closed, and
 		// what came after delivered (news of a conversation without its
 		// brand, which is read whoever listens).
-		p = newPeers(srv, "")
+		p = newPeers(srv)
 		for range peerInboxMax {
 			p.enqueue(payload(seqs[0], false), time.Now())
 		}

@@ -110,7 +110,7 @@ func New(ctx context.Context, cfg Config, store *models.Store, log *slog.Logger)
 	s.hub = realtime.NewHub()
 	s.lastQueue = map[string]string{}
 	if store.Dialect == models.Postgres {
-		s.peers = newPeers(s, cfg.DatabaseURL)
+		s.peers = newPeers(s)
 	}
 	s.sockets, s.stopSockets = context.WithCancel(context.Background())
 	s.loop = matching.NewDispatcher(

@@ -65,8 +65,8 @@ func pgStats(st *pgxpool.Stat) sql.DBStats {
 
 // SessionConn opens a PostgreSQL connection of its own, outside the pool,
 // with the pool's settings (the schema included). It is for what lives in
-// a session, such as an advisory lock: closing it ends the session and
-// what it held. A pooled connection would not do: given back (database/sql
+// a session, such as an advisory lock or a LISTEN: closing it ends the
+// session and what it held. A pooled connection would not do: given back (database/sql
 // gives it back after a failed ping, or one marked bad), it stays open
 // in pgxpool with its session, and a lock with it.
 func (s *Store) SessionConn(ctx context.Context) (*pgx.Conn, error) {
